@@ -1,0 +1,1 @@
+"""The node agent: turns published versions into running configuration on one node."""

@@ -1,0 +1,440 @@
+"""The agent's decisions, made on one thread from a queue of events.
+
+ZooKeeper callbacks, timers and signals only enqueue events; ``Agent.run`` handles them one at
+a time, so what the agent does never depends on which thread noticed what. Losing ZooKeeper
+changes nothing on the node: files, services and VIPs stay as they are until a new version
+arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from kazoo.exceptions import KazooException
+from kazoo.protocol.states import KazooState
+
+from .. import __version__
+from ..bundle import ConfigVersion, parse_version, serialise_version
+from ..checks import check_http
+from ..keepalived.process import KeepalivedProcess, NotifyFifo, config_test
+from ..keepalived.render import RenderOptions, render_keepalived
+from ..keepalived.vridwatch import Advert, VridWatch
+from ..nginx_test import check_nginx_dir
+from ..spec import StackSpec, parse_spec
+from ..store.base import StoreError
+from . import metrics
+from .filesync import ApplyResult, FileSync, command_reload
+from .render import node_files
+from .status import NodeStatus, parse_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    """Where a role's files live on this node and how its service is reloaded and checked."""
+
+    target: Path
+    reload: tuple[str, ...] | None = None
+    health_url: str | None = None
+
+
+@dataclass(frozen=True)
+class VrrpSettings:
+    """Where this node's keepalived lives; the spec says everything else."""
+
+    conf_dir: Path
+    run_dir: Path
+    stackha_command: str
+    script_user: str = "keepalived_script"
+    interface: str | None = None
+    ipvs: bool = False
+    watch_vrids: bool = True
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    node: str
+    state_dir: Path
+    roles: Mapping[str, RoleSettings] = field(default_factory=lambda: MappingProxyType({}))
+    heartbeat: float = 5.0
+    health_wait: float = 5.0
+    vrrp: VrrpSettings | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, store: Any):
+        self.settings = settings
+        self.store = store
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.applied: ConfigVersion | None = None
+        self.rejected: set[int] = set()
+        self.status = NodeStatus(node=settings.node, agent_version=__version__)
+        self.zk_state = "CONNECTING"
+        self._watching = False
+        self._stopping = False
+        self._vrrp_started = False
+        self._members_by_vrid: dict[int, set[Any]] = {}
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
+        self.keepalived: KeepalivedProcess | None = None
+        self.vrrp_sync: FileSync | None = None
+        if settings.vrrp is not None:
+            self._setup_vrrp(settings.vrrp)
+        self._load_last_good()
+
+    def _setup_vrrp(self, vrrp: VrrpSettings) -> None:
+        self.keepalived = KeepalivedProcess(config=vrrp.conf_dir / "keepalived.conf",
+                                            run_dir=vrrp.run_dir)
+        self.vrrp_sync = FileSync(
+            name="keepalived", target=vrrp.conf_dir,
+            validate=lambda staging: config_test((staging / "keepalived.conf").read_text()),
+            reload=self.keepalived.reload, modes=lambda _path: 0o644,
+            managed_list=self.settings.state_dir / "keepalived.managed")
+
+    # setup --------------------------------------------------------------------------------
+    def _resource(self, role: str, settings: RoleSettings) -> FileSync:
+        validate: Callable[[Path], list[str]] | None = None
+        health = None
+        if role == "nginx":
+            def validate(staging: Path) -> list[str]:
+                return [str(p) for p in check_nginx_dir(staging)]
+            if settings.health_url:
+                url = settings.health_url
+
+                def health() -> str | None:
+                    return check_http(url, timeout=1.0)
+        elif role == "mycat":
+            def validate(staging: Path) -> list[str]:
+                from ..mycat.validate import validate_mycat
+
+                files = {f"mycat/{p.relative_to(staging).as_posix()}": p.read_bytes()
+                         for p in staging.rglob("*") if p.is_file()}
+                _, problems = validate_mycat(files)
+                return [str(p) for p in problems if p.is_error]
+        return FileSync(
+            name=role, target=settings.target, validate=validate,
+            reload=command_reload(list(settings.reload)) if settings.reload else None,
+            health=health, health_wait=self.settings.health_wait,
+            settle=0.5 if role == "nginx" else 0.0,
+            managed_list=self.settings.state_dir / f"{role}.managed",
+        )
+
+    @property
+    def last_good_path(self) -> Path:
+        return self.settings.state_dir / "last-good.json"
+
+    def _load_last_good(self) -> None:
+        if not self.last_good_path.exists():
+            return
+        path = self.last_good_path
+        version, problems = parse_version(path.read_bytes(), str(path))
+        if version is None:
+            log.warning("event=last_good_unreadable reason=%r", "; ".join(map(str, problems)))
+            return
+        self.applied = version
+        self.status = replace(self.status, applied_version=version.number,
+                              roles=self._roles_of(version))
+        log.info("event=last_good_loaded version=%d", version.number)
+
+    def _save_last_good(self, version: ConfigVersion) -> None:
+        tmp = self.last_good_path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(serialise_version(version))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.last_good_path)
+
+    def _roles_of(self, version: ConfigVersion) -> tuple[str, ...]:
+        spec = self._spec_of(version)
+        node = spec.node(self.settings.node) if spec else None
+        return node.roles if node else ()
+
+    @staticmethod
+    def _spec_of(version: ConfigVersion) -> StackSpec | None:
+        if "stackha.yaml" not in version.bundle.files:
+            return None
+        spec, _ = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml")
+        return spec
+
+    # events -------------------------------------------------------------------------------
+    def on_zk_state(self, state: str) -> None:
+        # Called on kazoo's thread: it must not block, so it only enqueues.
+        self.events.put(("zk", state))
+
+    def on_current(self, number: int | None) -> None:
+        self.events.put(("current", number))
+
+    def stop(self) -> None:
+        self.events.put(("stop", None))
+
+    def run(self) -> None:
+        # The data plane comes back from local disk first: keepalived runs from the last file
+        # written, whatever ZooKeeper's state.
+        if self.applied is not None:
+            spec = self._spec_of(self.applied)
+            if spec is not None:
+                self._members_by_vrid = {
+                    g.virtual_router_id: {n.address for m in g.members
+                                          if (n := spec.node(m.node))}
+                    for g in spec.vrrp_groups}
+        self._start_vrrp()
+        self.store.add_listener(self.on_zk_state)
+        self.store.start(wait=False)
+        metrics.ZK_CONNECTED.set(0)
+        next_beat = time.monotonic()
+        while not self._stopping:
+            timeout = max(0.0, next_beat - time.monotonic())
+            try:
+                kind, payload = self.events.get(timeout=timeout)
+            except queue.Empty:
+                self._heartbeat()
+                next_beat = time.monotonic() + self.settings.heartbeat
+                continue
+            self.handle(kind, payload)
+        self._shutdown()
+
+    def handle(self, kind: str, payload: Any) -> None:
+        if kind == "zk":
+            self._on_zk(payload)
+        elif kind == "current":
+            self._on_current(payload)
+        elif kind == "vrrp":
+            self._on_vrrp(*payload)
+        elif kind == "conflict":
+            self._on_conflict(payload)
+        elif kind == "stop":
+            self._stopping = True
+
+    def _on_zk(self, state: str) -> None:
+        previous, self.zk_state = self.zk_state, str(state)
+        log.info("event=zookeeper state=%s previous=%s", state, previous)
+        metrics.ZK_CONNECTED.set(1 if state == KazooState.CONNECTED else 0)
+        if state == KazooState.SUSPENDED:
+            return  # pause: change nothing on the node
+        if state == KazooState.LOST:
+            return  # our ephemeral status is gone; CONNECTED re-registers it
+        if state == KazooState.CONNECTED:
+            self._report()
+            if not self._watching:
+                try:
+                    self.store.watch_current(self.on_current)
+                    self._watching = True
+                except (KazooException, StoreError) as exc:
+                    log.warning("event=watch_failed reason=%r", str(exc))
+            else:
+                self._resync()
+
+    def _resync(self) -> None:
+        try:
+            number = self.store.current_number()
+        except (KazooException, StoreError) as exc:
+            log.warning("event=resync_failed reason=%r", str(exc))
+            return
+        self._on_current(number)
+
+    # applying -----------------------------------------------------------------------------
+    def _on_current(self, number: int | None) -> None:
+        if number is None:
+            return
+        self.status = replace(self.status, seen_version=number)
+        if self.applied and self.applied.number == number:
+            self._report()
+            return
+        if number in self.rejected:
+            self._report()
+            return
+        try:
+            data = self.store.read_version(number)
+        except (KazooException, StoreError) as exc:
+            log.warning("event=fetch_failed version=%d reason=%r", number, str(exc))
+            return
+        if data is None:
+            self._fail(number, "fetch", f"version {number} not found in the store")
+            return
+        version, problems = parse_version(data, f"version {number}")
+        if version is None:
+            self._fail(number, "verify", "; ".join(str(p) for p in problems))
+            return
+        self.apply(version)
+        self._report()
+
+    def apply(self, version: ConfigVersion) -> bool:
+        spec = self._spec_of(version)
+        if spec is None:
+            self._fail(version.number, "verify", "the version's stackha.yaml does not parse")
+            return False
+        if spec.node(self.settings.node) is None:
+            self._fail(version.number, "verify",
+                       f"node {self.settings.node} is not in version {version.number}'s spec")
+            return False
+        files = node_files(version.bundle, spec, self.settings.node)
+        done: list[str] = []
+        for role, role_set in files.items():
+            resource = self.resources.get(role)
+            if resource is None:
+                continue
+            result = resource.apply(role_set)
+            metrics.RELOAD_SECONDS.labels(role=role).observe(result.reload_seconds)
+            if not result.ok:
+                self._undo(done)
+                self._fail(version.number, result.stage, f"{role}: {result.reason}", result)
+                return False
+            done.append(role)
+        vrrp_problem = self._apply_vrrp(spec, version.number)
+        if vrrp_problem is not None:
+            self._undo(done)
+            self._fail(version.number, vrrp_problem.stage, f"keepalived: {vrrp_problem.reason}",
+                       vrrp_problem)
+            return False
+        self.applied = version
+        self._save_last_good(version)
+        self.status = replace(self.status, applied_version=version.number, roles=spec.node(
+            self.settings.node).roles, last_error="", last_error_time="")
+        metrics.APPLIED_VERSION.set(version.number)
+        log.info("event=applied version=%d roles=%s", version.number, ",".join(done) or "-")
+        return True
+
+    def _apply_vrrp(self, spec: StackSpec, number: int) -> ApplyResult | None:
+        vrrp = self.settings.vrrp
+        if vrrp is None or self.vrrp_sync is None or not spec.groups_of(self.settings.node):
+            return None
+        options = RenderOptions(stackha_command=vrrp.stackha_command,
+                                notify_fifo=str(vrrp.run_dir / "keepalived.fifo"),
+                                script_user=vrrp.script_user,
+                                interface_override=vrrp.interface)
+        text = render_keepalived(spec, self.settings.node, options, number, vrrp.ipvs)
+        result = self.vrrp_sync.apply({"keepalived.conf": text.encode()})
+        if not result.ok:
+            return result
+        self._members_by_vrid = {
+            g.virtual_router_id: {n.address for m in g.members if (n := spec.node(m.node))}
+            for g in spec.vrrp_groups}
+        self._start_vrrp()
+        return None
+
+    def _start_vrrp(self) -> None:
+        vrrp = self.settings.vrrp
+        if vrrp is None or self.keepalived is None or self._vrrp_started:
+            return
+        if not self.keepalived.config.exists():
+            return
+        NotifyFifo(vrrp.run_dir / "keepalived.fifo",
+                   lambda group, state, _prio: self.events.put(("vrrp", (group, state)))).start()
+        if vrrp.watch_vrids:
+            VridWatch(lambda: self._members_by_vrid,
+                      lambda advert: self.events.put(("conflict", advert))).start()
+        self.keepalived.start()
+        self._vrrp_started = True
+
+    def _on_vrrp(self, group: str, state: str) -> None:
+        log.info("event=vrrp_state group=%s state=%s", group, state)
+        vrrp = dict(self.status.vrrp)
+        vrrp[group] = state
+        self.status = replace(self.status, vrrp=MappingProxyType(vrrp))
+        metrics.VRRP_STATE.labels(group=group).set(1 if state == "MASTER" else 0)
+        self._report()
+
+    def _on_conflict(self, advert: Advert) -> None:
+        text = f"vrid {advert.vrid} advertised by {advert.source} (not a member)"
+        if text in self.status.vrid_conflicts:
+            return
+        log.warning("event=vrid_conflict vrid=%d source=%s priority=%d", advert.vrid,
+                    advert.source, advert.priority)
+        metrics.VRID_CONFLICTS.inc()
+        self.status = replace(self.status,
+                              vrid_conflicts=(*self.status.vrid_conflicts, text)[-10:])
+        self._report()
+
+    def _undo(self, roles: list[str]) -> None:
+        """Put roles applied earlier in this round back to the last good version."""
+        if not roles or self.applied is None:
+            return
+        spec = self._spec_of(self.applied)
+        if spec is None:
+            return
+        previous = node_files(self.applied.bundle, spec, self.settings.node)
+        for role in roles:
+            self.resources[role].apply(previous.get(role, {}))
+
+    def _fail(self, number: int, stage: str, reason: str,
+              result: ApplyResult | None = None) -> None:
+        self.rejected.add(number)
+        what = "rolled_back" if result and result.rolled_back else "rejected"
+        log.warning("event=%s version=%d stage=%s reason=%r", what, number, stage, reason)
+        metrics.APPLY_FAILURES.labels(reason=stage).inc()
+        self.status = replace(self.status, last_error=f"version {number} {what.replace('_', ' ')}"
+                                                      f" at {stage}: {reason}",
+                              last_error_time=_now())
+
+    # reporting ----------------------------------------------------------------------------
+    def _health(self) -> dict[str, str]:
+        results = {}
+        for role, resource in self.resources.items():
+            if resource.health is not None:
+                reason = resource.health()
+                results[role] = "ok" if reason is None else reason
+        return results
+
+    def _heartbeat(self) -> None:
+        self._report()
+        if self.settings.vrrp is not None and self.zk_state == KazooState.CONNECTED:
+            self._check_split_brain()
+
+    def _check_split_brain(self) -> None:
+        """Several nodes claiming MASTER of one group is reported, never acted upon."""
+        try:
+            raw = self.store.statuses()
+        except (KazooException, StoreError) as exc:
+            log.warning("event=peer_status_failed reason=%r", str(exc))
+            return
+        masters: dict[str, list[str]] = {}
+        for node, data in raw.items():
+            status = parse_status(node, data)
+            for group, state in (status.vrrp.items() if status else ()):
+                if state == "MASTER":
+                    masters.setdefault(group, []).append(node)
+        for group in self.status.vrrp:
+            nodes = masters.get(group, [])
+            metrics.SPLIT_BRAIN.labels(group=group).set(1 if len(nodes) > 1 else 0)
+            if len(nodes) > 1:
+                log.warning("event=split_brain group=%s masters=%s", group, ",".join(nodes))
+
+    def _report(self) -> None:
+        self.status = replace(self.status, heartbeat=_now(), zookeeper=self.zk_state,
+                              health=MappingProxyType(self._health()))
+        if self.zk_state != KazooState.CONNECTED:
+            return
+        try:
+            self.store.put_status(self.settings.node, self.status.to_json())
+        except (KazooException, StoreError) as exc:
+            log.warning("event=status_write_failed reason=%r", str(exc))
+
+    def _shutdown(self) -> None:
+        log.info("event=stopping node=%s", self.settings.node)
+        if self.keepalived is not None:
+            # SIGTERM makes a master advertise priority 0: the backup takes over at once.
+            self.keepalived.stop()
+        try:
+            self.store.delete_status(self.settings.node)
+            self.store.close()
+        except (KazooException, StoreError, OSError) as exc:
+            log.warning("event=close_failed reason=%r", str(exc))
+
+
+def default_node_name() -> str:
+    return socket.gethostname()

@@ -1,0 +1,20 @@
+"""Pure: which files a node gets for each of its roles, from one published bundle."""
+
+from __future__ import annotations
+
+from ..bundle import ROLE_PREFIXES, Bundle
+from ..spec import StackSpec
+
+
+def role_files(bundle: Bundle, role: str) -> dict[str, bytes]:
+    """The role's files keyed by their path inside the role's target directory."""
+    prefix = ROLE_PREFIXES.get(role, "")
+    return {path[len(prefix):]: f.content for path, f in bundle.for_role(role).items()}
+
+
+def node_files(bundle: Bundle, spec: StackSpec, node: str) -> dict[str, dict[str, bytes]]:
+    """Files per role for ``node``; roles without files (director) map to nothing here."""
+    found = spec.node(node)
+    if found is None:
+        return {}
+    return {role: role_files(bundle, role) for role in found.roles if role in ROLE_PREFIXES}

@@ -1,0 +1,56 @@
+"""Health probes shared by `stackha check` and the agent. Each returns None when healthy,
+otherwise a one-line reason. No shell is ever involved."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import urllib.parse
+
+
+def check_http(url: str, timeout: float = 1.0) -> str | None:
+    """Healthy is a 2xx or 3xx answer within ``timeout``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"unsupported URL {url!r}"
+    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
+                        else http.client.HTTPConnection)
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request("GET", parts.path or "/", headers={"User-Agent": "stackha-check"})
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{url}: {exc.__class__.__name__}: {exc}"
+    finally:
+        connection.close()
+    return None if 200 <= status < 400 else f"{url}: HTTP {status}"
+
+
+def check_tcp(host: str, port: int, timeout: float = 1.0) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+
+
+def check_mysql(host: str, port: int, user: str, password: str, timeout: float = 1.0,
+                database: str | None = None) -> str | None:
+    """A MySQL-protocol login and a trivial query, as a client would do it."""
+    import pymysql
+
+    try:
+        connection = pymysql.connect(host=host, port=port, user=user, password=password,
+                                     database=database, connect_timeout=timeout,
+                                     read_timeout=timeout, write_timeout=timeout)
+    except pymysql.MySQLError as exc:
+        return f"{host}:{port}: login as {user} failed: {exc.args[-1] if exc.args else exc}"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select 1")
+            row = cursor.fetchone()
+        return None if row and str(row[0]) == "1" else f"{host}:{port}: unexpected answer {row}"
+    except pymysql.MySQLError as exc:
+        return f"{host}:{port}: query failed: {exc.args[-1] if exc.args else exc}"
+    finally:
+        connection.close()

@@ -1,0 +1,132 @@
+"""The coordinator: publish validated configuration as versions, read history, roll back."""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import logging
+import re
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .bundle import Bundle, ConfigVersion, parse_version, serialise_version
+from .problems import Problem
+from .store.base import ConcurrentChange, ConfigStore, StoreError
+
+log = logging.getLogger(__name__)
+
+PUSH_ATTEMPTS = 5
+MASK = "******"
+_XML_PASSWORD_PROPERTY = re.compile(r'(<property\s+name="password"\s*>)([^<]*)(</property>)')
+_XML_PASSWORD_ATTRIBUTE = re.compile(r'(\bpassword\s*=\s*")([^"]*)(")')
+_KEY_VALUE_PASSWORD = re.compile(
+    r"(?im)^(\s*[\w.-]*(?:password|passwd|secret)[\w.-]*\s*[=:]\s*)(\S.*)$")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in MyCat XML, property files and YAML before anything is shown."""
+    text = _XML_PASSWORD_PROPERTY.sub(rf"\g<1>{MASK}\g<3>", text)
+    text = _XML_PASSWORD_ATTRIBUTE.sub(rf"\g<1>{MASK}\g<3>", text)
+    return _KEY_VALUE_PASSWORD.sub(rf"\g<1>{MASK}", text)
+
+
+def default_author() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bundle_diff(old: Bundle | None, new: Bundle, old_label: str, new_label: str,
+                show_secrets: bool = False) -> str:
+    """A unified diff of two bundles, passwords masked unless asked."""
+    old_files = dict(old.files) if old else {}
+    chunks: list[str] = []
+    for path in sorted(set(old_files) | set(new.files)):
+        before = old_files[path].content if path in old_files else b""
+        after = new.files[path].content if path in new.files else b""
+        if before == after:
+            continue
+        texts = [b.decode("utf-8", errors="replace") for b in (before, after)]
+        if not show_secrets:
+            texts = [mask_secrets(t) for t in texts]
+        chunks.extend(difflib.unified_diff(
+            texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+            fromfile=f"{old_label}/{path}" if path in old_files else "/dev/null",
+            tofile=f"{new_label}/{path}" if path in new.files else "/dev/null"))
+    return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: str  # "published", "unchanged" or "dry-run"
+    number: int | None
+    previous: int | None
+    diff: str
+
+
+class VersionUnreadable(StoreError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class Coordinator:
+    def __init__(self, store: ConfigStore):
+        self.store = store
+
+    def version(self, number: int) -> ConfigVersion:
+        data = self.store.read_version(number)
+        if data is None:
+            raise StoreError(f"version {number} does not exist")
+        version, problems = parse_version(data, f"version {number}")
+        if version is None:
+            raise VersionUnreadable(problems)
+        return version
+
+    def current(self) -> ConfigVersion | None:
+        number = self.store.current_number()
+        return self.version(number) if number else None
+
+    def push(self, bundle: Bundle, message: str, author: str | None = None,
+             dry_run: bool = False) -> PushResult:
+        author = author or default_author()
+        for _attempt in range(PUSH_ATTEMPTS):
+            current = self.current()
+            previous = current.number if current else None
+            if current is not None and current.digest == bundle.digest:
+                return PushResult("unchanged", previous, previous, "")
+            diff = bundle_diff(current.bundle if current else None, bundle,
+                               f"v{previous}" if previous else "empty", "new")
+            if dry_run:
+                return PushResult("dry-run", None, previous, diff)
+            def document(number: int, created: str = now_utc()) -> bytes:
+                return serialise_version(ConfigVersion(number, bundle, created, author, message))
+
+            try:
+                number = self.store.publish(document, previous)
+            except ConcurrentChange as exc:
+                log.info("event=push_retry reason=%s", str(exc).replace(" ", "_"))
+                continue
+            return PushResult("published", number, previous, diff)
+        raise ConcurrentChange(f"gave up after {PUSH_ATTEMPTS} attempts: other coordinators "
+                               "keep publishing")
+
+    def history(self) -> list[ConfigVersion | list[Problem]]:
+        entries: list[ConfigVersion | list[Problem]] = []
+        for number in self.store.version_numbers():
+            try:
+                entries.append(self.version(number))
+            except VersionUnreadable as exc:
+                entries.append(exc.problems)
+        return entries
+
+    def rollback(self, number: int, author: str | None = None) -> PushResult:
+        old = self.version(number)
+        return self.push(old.bundle, f"rollback to version {number}", author)

@@ -1,0 +1,1 @@
+"""keepalived: rendering (pure) and supervision (process)."""

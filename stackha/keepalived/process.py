@@ -1,0 +1,206 @@
+"""The real keepalived: config test, a supervised child process, and its notify FIFO."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KEEPALIVED = os.environ.get("STACKHA_KEEPALIVED", "keepalived")
+_SCRIPT_LINE = re.compile(r'^\s*script\s+"([^"]+)"', re.MULTILINE)
+_SCRIPT_USER = re.compile(r"^(\s*script_user\s+)\S+.*$", re.MULTILINE)
+
+
+def insecure_path_reason(path: Path) -> str | None:
+    """keepalived's script security refuses a script any non-root user could replace."""
+    if not path.is_absolute():
+        return f"{path}: script path must be absolute"
+    if not path.exists():
+        return f"{path}: script not found"
+    for part in [path, *path.parents]:
+        info = part.stat()
+        if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{path}: {part} is writable by a non-root user"
+    return None
+
+
+def config_test(text: str) -> list[str]:
+    """`keepalived --config-test` on ``text``; returns the reasons it is refused.
+
+    keepalived 2.2.7 kills itself during -t whenever a script_user is in effect (fixed
+    upstream in 2.2.8), so the copy under test runs scripts as root, and the script-security
+    rule keepalived would apply at run time is checked here instead.
+    """
+    reasons = []
+    for command in _SCRIPT_LINE.findall(text):
+        reason = insecure_path_reason(Path(shlex.split(command)[0]))
+        if reason:
+            reasons.append(reason)
+    tested = _SCRIPT_USER.sub(r"\g<1>root", text)
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="stackha-keepalived-") as tmp:
+        tmp.write(tested)
+        tmp.flush()
+        try:
+            done = subprocess.run([KEEPALIVED, "--config-test", "-f", tmp.name, "-l"],
+                                  capture_output=True, text=True, timeout=30)
+        except FileNotFoundError:
+            return [f"{KEEPALIVED} not found: install keepalived"]
+        except subprocess.TimeoutExpired:
+            return ["keepalived --config-test did not finish within 30 s"]
+    if done.returncode != 0:
+        output = [line.replace(tmp.name, "keepalived.conf").strip()
+                  for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        reasons.append(f"keepalived --config-test exited {done.returncode}: "
+                       + ("; ".join(output[-3:]) or "no output"))
+    return reasons
+
+
+@dataclass
+class KeepalivedProcess:
+    """keepalived as a supervised child: restarted with backoff, reloaded with SIGHUP.
+
+    On stop it gets SIGTERM, so a master sends a priority-0 advert and its backup takes over
+    after the skew time instead of three advert intervals.
+    """
+
+    config: Path
+    run_dir: Path
+    extra_args: tuple[str, ...] = ()
+    on_exit: Callable[[int], None] | None = None
+    max_backoff: float = 10.0
+
+    def __post_init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.restarts = 0
+
+    def command(self) -> list[str]:
+        prefix = self.run_dir
+        return [KEEPALIVED, "--dont-fork", "--log-console", "--log-detail",
+                "--use-file", str(self.config),
+                "--pid", str(prefix / "keepalived.pid"),
+                "--vrrp_pid", str(prefix / "keepalived-vrrp.pid"),
+                "--checkers_pid", str(prefix / "keepalived-checkers.pid"),
+                *self.extra_args]
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._supervise, name="keepalived",
+                                        daemon=True)
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        log_file = open(self.run_dir / "keepalived.log", "ab")
+        with self._lock:
+            self._process = subprocess.Popen(self.command(), stdout=log_file,
+                                             stderr=subprocess.STDOUT)
+        log_file.close()
+        log.info("event=keepalived_started pid=%d", self._process.pid)
+
+    def _supervise(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            self._spawn()
+            assert self._process is not None
+            code = self._process.wait()
+            if self._stopping.is_set():
+                break
+            self.restarts += 1
+            log.warning("event=keepalived_exited code=%d restart_in=%.1f", code, backoff)
+            if self.on_exit:
+                self.on_exit(code)
+            if time.monotonic() - started > 30:
+                backoff = 0.5
+            self._stopping.wait(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+
+    def reload(self) -> str | None:
+        with self._lock:
+            if not self.running:
+                return None  # the supervisor starts it with the new file anyway
+            assert self._process is not None
+            self._process.send_signal(signal.SIGHUP)
+        log.info("event=keepalived_reloaded pid=%d", self._process.pid)
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        with self._lock:
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+        log.info("event=keepalived_stopped")
+
+
+_NOTIFY = re.compile(r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+(\w+)\s+(\d+)')
+
+
+def parse_notify_line(line: str) -> tuple[str, str, int] | None:
+    """``INSTANCE "web" MASTER 150`` -> ("web", "MASTER", 150); groups are ignored."""
+    match = _NOTIFY.match(line.strip())
+    if not match or match.group(1) != "INSTANCE":
+        return None
+    return match.group(2), match.group(3), int(match.group(4))
+
+
+class NotifyFifo:
+    """Reads keepalived's vrrp_notify_fifo and hands each instance transition on."""
+
+    def __init__(self, path: Path, on_state: Callable[[str, str, int], None]):
+        self.path = path
+        self.on_state = on_state
+        self._thread: threading.Thread | None = None
+        self._fd: int | None = None
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not stat.S_ISFIFO(self.path.stat().st_mode):
+            self.path.unlink()
+        if not self.path.exists():
+            os.mkfifo(self.path, 0o600)
+        # Opened read-write so the reader never sees EOF when keepalived restarts.
+        self._fd = os.open(self.path, os.O_RDWR)
+        self._thread = threading.Thread(target=self._read, name="notify-fifo", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._fd is not None
+        with os.fdopen(self._fd, "r", buffering=1, closefd=False) as stream:
+            for line in stream:
+                parsed = parse_notify_line(line)
+                if parsed:
+                    self.on_state(*parsed)

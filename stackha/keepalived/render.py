@@ -1,0 +1,174 @@
+"""Pure: a node's keepalived.conf from the stack spec.
+
+Choices that are not obvious from the spec:
+- VRRPv3 so sub-second adverts work; the timers default to 0.1 s, measured to give sub-second
+  failover, and keepalived's VRRP process runs with real-time priority and locked memory so a
+  starved machine does not make it miss adverts (the classic cause of flapping).
+- Gratuitous ARP: a burst on becoming master, a second burst one second later (not
+  keepalived's five), and a refresh every 60 s while master, so neighbours and switches that
+  missed the first burst still learn the new MAC; after a split brain the surviving master
+  re-announces itself (higher_prio_send_advert plus lower-priority GARP repeat).
+- State changes reach the agent through keepalived's notify FIFO, which delivers them in order,
+  rather than a script per transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..spec import HealthCheck, LvsService, StackSpec, VrrpGroup
+
+SCRIPT_USER = "keepalived_script"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Node-local facts the spec does not hold."""
+
+    stackha_command: str = "/usr/local/bin/stackha"
+    notify_fifo: str = "/run/stackha/keepalived.fifo"
+    script_user: str = SCRIPT_USER
+    interface_override: str | None = None
+    realtime: bool = True
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _script_block(check: HealthCheck, options: RenderOptions) -> list[str]:
+    arguments = [options.stackha_command, "check", check.name, "--timeout", _fmt(check.timeout)]
+    if check.name == "nginx":
+        arguments += ["--url", check.url]
+    else:
+        arguments += ["--host", check.host, "--port", str(check.port)]
+    return [
+        f"vrrp_script chk_{check.name} {{",
+        # keepalived splits this string itself and execs it: no shell is involved.
+        f'    script "{" ".join(arguments)}"',
+        f"    interval {check.interval}",
+        f"    timeout {max(1, round(check.timeout + 0.5))}",
+        f"    fall {check.fall}",
+        f"    rise {check.rise}",
+        f"    weight {check.weight}",
+        "}",
+        "",
+    ]
+
+
+def _instance_block(spec: StackSpec, group: VrrpGroup, node: str,
+                    options: RenderOptions) -> list[str]:
+    member = group.member(node)
+    assert member is not None
+    interface = options.interface_override or group.interface
+    # nopreempt only works when every member starts as BACKUP; with preempt an explicit
+    # MASTER only shortens the first election.
+    state = member.state if (group.preempt and member.state) else "BACKUP"
+    lines = [
+        f"vrrp_instance {group.name} {{",
+        f"    state {state}",
+        f"    interface {interface}",
+        f"    virtual_router_id {group.virtual_router_id}",
+        f"    priority {member.priority}",
+        f"    advert_int {_fmt(group.advert_int)}",
+    ]
+    if group.version != 3:
+        lines.append(f"    version {group.version}")
+    if not group.preempt:
+        lines.append("    nopreempt")
+    elif group.preempt_delay:
+        lines.append(f"    preempt_delay {_fmt(group.preempt_delay)}")
+    if group.unicast_peers:
+        me = spec.node(node)
+        peers = [spec.node(m.node) for m in group.members if m.node != node]
+        if me is not None:
+            lines.append(f"    unicast_src_ip {me.address}")
+        lines.append("    unicast_peer {")
+        lines += [f"        {p.address}" for p in peers if p is not None]
+        lines.append("    }")
+    if group.checks:
+        lines.append("    track_script {")
+        lines += [f"        chk_{name}" for name in group.checks]
+        lines.append("    }")
+    lines.append("    virtual_ipaddress {")
+    lines += [f"        {vip.with_prefixlen} dev {interface}" for vip in group.vips]
+    lines.append("    }")
+    lines.append("}")
+    lines.append("")
+    return lines
+
+
+def _virtual_server_block(service: LvsService, spec: StackSpec) -> list[str]:
+    """The `ipvs` director engine: keepalived programs IPVS in DR mode."""
+    lines = [
+        f"virtual_server {service.vip} {service.port} {{",
+        f"    delay_loop {max(1, round(service.check_interval))}",
+        f"    lb_algo {service.scheduler}",
+        "    lb_kind DR",
+        f"    protocol {service.protocol}",
+    ]
+    if service.persistence_timeout:
+        lines.append(f"    persistence_timeout {service.persistence_timeout}")
+    for name in service.realservers:
+        node = spec.node(name)
+        if node is None:
+            continue
+        lines += [
+            f"    real_server {node.address} {service.port} {{",
+            "        weight 1",
+            "        TCP_CHECK {",
+            f"            connect_timeout {max(1, round(service.check_timeout))}",
+            "            retry 1",
+            "        }",
+            "    }",
+        ]
+    lines += ["}", ""]
+    return lines
+
+
+def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None = None,
+                      version: int | None = None, ipvs: bool = False) -> str:
+    """keepalived.conf for ``node``; ``ipvs`` adds virtual_server blocks on directors."""
+    options = options or RenderOptions()
+    found = spec.node(node)
+    if found is None:
+        raise KeyError(f"node {node} is not in the spec")
+    groups = spec.groups_of(node)
+    strict = any(g.vrrp_strict for g in groups)
+    lines = [
+        f"# keepalived.conf for {node}, rendered by stackha"
+        + (f" from configuration version {version}." if version else "."),
+        "# Do not edit: the stackha agent rewrites this file on every new version.",
+        "",
+        "global_defs {",
+        f"    router_id {node}",
+        "    vrrp_version 3",
+        "    enable_script_security",
+        f"    script_user {options.script_user}",
+        f"    vrrp_notify_fifo {options.notify_fifo}",
+        "    vrrp_garp_master_delay 1",
+        "    vrrp_garp_master_repeat 3",
+        "    vrrp_garp_master_refresh 60",
+        "    vrrp_higher_prio_send_advert true",
+        "    vrrp_garp_lower_prio_repeat 3",
+    ]
+    if options.realtime:
+        lines += ["    vrrp_rt_priority 50", "    vrrp_no_swap"]
+    if strict:
+        lines.append("    vrrp_strict")
+    else:
+        lines.append("    # vrrp_strict stays off: it installs a firewall rule that drops all "
+                     "traffic to the")
+        lines.append("    # VIPs (pings fail) and forbids unicast peers. Set vrrp_strict: true "
+                     "in the spec to enable.")
+    lines += ["}", ""]
+    wanted = {name for g in groups for name in g.checks}
+    for check_name in sorted(wanted):
+        lines += _script_block(spec.health_check(check_name), options)
+    for group in groups:
+        lines += _instance_block(spec, group, node, options)
+    if ipvs and "director" in found.roles:
+        for service in spec.lvs_services:
+            if any(service.vip == v.ip for g in groups for v in g.vips):
+                lines += _virtual_server_block(service, spec)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,98 @@
+"""A throwaway ZooKeeper server on loopback, for the tests and the benchmarks.
+
+It runs the real Debian ``zookeeper`` jars with a temporary data directory and a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/*"
+MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers_ruok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"ruok")
+            return sock.recv(4) == b"imok"
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalZooKeeper:
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def hosts(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        data = self.directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "zoo.cfg"
+        config.write_text(
+            "tickTime=500\n"
+            f"dataDir={data}\n"
+            f"clientPort={self.port}\n"
+            "clientPortAddress=127.0.0.1\n"
+            "admin.enableServer=false\n"
+            "4lw.commands.whitelist=ruok,srvr,mntr,stat\n"
+            # Short session bounds let the tests see session expiry within seconds.
+            "minSessionTimeout=1000\n"
+            "maxSessionTimeout=60000\n"
+        )
+        return config
+
+    def start(self, timeout: float = 60.0) -> None:
+        config = self._write_config()
+        log = open(self.directory / "zookeeper.log", "ab")
+        env = dict(os.environ, ZOO_LOG_DIR=str(self.directory),
+                   JVMFLAGS="-Xmx256m -XX:+UseSerialGC -Xshare:auto")
+        self.process = subprocess.Popen(
+            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dzookeeper.admin.enableServer=false",
+             "-cp", CLASSPATH, MAIN_CLASS, str(config)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ZooKeeper exited early, see {self.directory}/zookeeper.log")
+            if _answers_ruok(self.port):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"ZooKeeper did not answer on port {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalZooKeeper:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""MyCat 1.6 configuration support: validation of schema.xml, server.xml and rule.xml."""

@@ -1,0 +1,1 @@
+"""Configuration stores: one module per store behind the interface in ``base``."""

@@ -1,0 +1,286 @@
+"""ZooKeeper as stackha's configuration store.
+
+Layout under ``<chroot>/<cluster>``::
+
+    config/current            data: number of the current version
+    config/versions/<n>       one immutable version document (zero-padded n)
+    status/<node>             ephemeral, written by that node's agent
+
+A new version and the move of ``current`` happen in one multi-op transaction guarded by the
+version of ``current``: no reader ever sees half a publication and two coordinators cannot
+interleave. Configuration is ACL'd to the coordinator credential (all) and the agent credential
+(read); status children belong to the agent credential; anonymous clients get nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    BadVersionError,
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    RolledBackError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+from kazoo.security import (
+    ACL,
+    OPEN_ACL_UNSAFE,
+    Id,
+    Permissions,
+    make_digest_acl,
+    make_digest_acl_credential,
+)
+
+from .base import MAX_VERSION_BYTES, ConcurrentChange, StoreError, VersionTooLarge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A digest identity ``user:password``; the password is never logged or shown."""
+
+    user: str
+    password: str
+
+    @classmethod
+    def parse(cls, credential: str, source: str) -> Identity:
+        user, sep, password = credential.strip().partition(":")
+        if not sep or not user or not password:
+            raise StoreError(f"{source}: credential must have the form user:password")
+        return cls(user, password)
+
+    def __repr__(self) -> str:
+        return f"Identity(user={self.user!r}, password=***)"
+
+    @property
+    def acl_id(self) -> str:
+        return make_digest_acl_credential(self.user, self.password)
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return ("digest", f"{self.user}:{self.password}")
+
+    def acl(self, perms: int) -> ACL:
+        return make_digest_acl(self.user, self.password,
+                               read=bool(perms & Permissions.READ),
+                               write=bool(perms & Permissions.WRITE),
+                               create=bool(perms & Permissions.CREATE),
+                               delete=bool(perms & Permissions.DELETE),
+                               admin=bool(perms & Permissions.ADMIN))
+
+
+def _version_name(number: int) -> str:
+    return f"{number:010d}"
+
+
+class ZooKeeperStore:
+    def __init__(self, hosts: str, chroot: str, cluster: str, identity: Identity | None = None,
+                 timeout: float = 10.0, connect_timeout: float = 15.0,
+                 retry_forever: bool = False):
+        self.base = f"{chroot.rstrip('/')}/{cluster}"
+        self.hosts = hosts
+        self.identity = identity
+        retry = KazooRetry(max_tries=-1 if retry_forever else 3, delay=0.2, backoff=2,
+                           max_delay=5, ignore_expire=False)
+        self.client = KazooClient(
+            hosts=hosts, timeout=timeout,
+            auth_data=[identity.auth] if identity else None,
+            connection_retry=retry,
+            command_retry=KazooRetry(max_tries=3, delay=0.2, backoff=2, max_delay=2),
+        )
+        self._connect_timeout = connect_timeout
+
+    # connection ---------------------------------------------------------------------------
+    def start(self, wait: bool = True) -> None:
+        if not wait:
+            self.client.start_async()
+            return
+        try:
+            self.client.start(timeout=self._connect_timeout)
+        except KazooTimeoutError as exc:
+            self.client.close()
+            raise StoreError(f"cannot reach ZooKeeper at {self.hosts}: timed out") from exc
+
+    def close(self) -> None:
+        try:
+            self.client.stop()
+        finally:
+            self.client.close()
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        self.client.add_listener(listener)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.client.connected)
+
+    # paths --------------------------------------------------------------------------------
+    @property
+    def current_path(self) -> str:
+        return f"{self.base}/config/current"
+
+    @property
+    def versions_path(self) -> str:
+        return f"{self.base}/config/versions"
+
+    @property
+    def status_path(self) -> str:
+        return f"{self.base}/status"
+
+    # layout and ACLs (coordinator) --------------------------------------------------------
+    def ensure_layout(self, agent: Identity | None) -> None:
+        """Create the tree with its ACLs; only the coordinator calls this."""
+        if self.identity is None or agent is None:
+            config_acl = status_acl = OPEN_ACL_UNSAFE
+        else:
+            coordinator_all = self.identity.acl(Permissions.ALL)
+            config_acl = [coordinator_all, agent.acl(Permissions.READ)]
+            status_acl = [coordinator_all,
+                          agent.acl(Permissions.READ | Permissions.CREATE | Permissions.DELETE)]
+        parts = self.base.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            self._create_if_missing("/" + "/".join(parts[:depth]), b"", config_acl)
+        self._create_if_missing(f"{self.base}/config", b"", config_acl)
+        self._create_if_missing(self.current_path, b"0", config_acl)
+        self._create_if_missing(self.versions_path, b"", config_acl)
+        # ZooKeeper hides digests from getACL, so the agents learn from this node's data which
+        # identity may read their status (the digest is a hash, not the password).
+        readers = [self.identity.acl_id] if self.identity is not None and agent else []
+        self._create_if_missing(self.status_path, json.dumps({"readers": readers}).encode(),
+                                status_acl)
+
+    def _create_if_missing(self, path: str, data: bytes, acl: list[ACL]) -> None:
+        try:
+            self.client.create(path, data, acl=acl)
+        except NodeExistsError:
+            pass
+        except NoAuthError as exc:
+            raise StoreError(f"{path}: not allowed to create (wrong credential?)") from exc
+
+    # configuration ------------------------------------------------------------------------
+    def current_number(self) -> int | None:
+        try:
+            data, _ = self.client.get(self.current_path)
+        except NoNodeError:
+            return None
+        except NoAuthError as exc:
+            raise StoreError(f"{self.current_path}: not allowed to read") from exc
+        return _parse_number(data)
+
+    def read_version(self, number: int) -> bytes | None:
+        try:
+            data, _ = self.client.get(f"{self.versions_path}/{_version_name(number)}")
+        except NoNodeError:
+            return None
+        except NoAuthError as exc:
+            raise StoreError(f"{self.versions_path}: not allowed to read") from exc
+        return data
+
+    def version_numbers(self) -> list[int]:
+        try:
+            names = self.client.get_children(self.versions_path)
+        except NoNodeError:
+            return []
+        return sorted(n for n in (_parse_number(x.encode()) for x in names) if n)
+
+    def publish(self, document: Callable[[int], bytes], expected: int | None) -> int:
+        """Publish ``document(n)`` as version n = current + 1, if current is still ``expected``.
+
+        Raises ConcurrentChange when another coordinator got there first.
+        """
+        try:
+            data, stat = self.client.get(self.current_path)
+        except NoNodeError as exc:
+            raise StoreError(f"{self.current_path} missing: run push-config as coordinator") \
+                from exc
+        current = _parse_number(data) or 0
+        if (expected or 0) != current:
+            raise ConcurrentChange(f"current version moved from {expected} to {current}")
+        number = max([current, *self.version_numbers()]) + 1
+        payload = document(number)
+        if len(payload) > MAX_VERSION_BYTES:
+            raise VersionTooLarge(
+                f"version {number} is {len(payload)} bytes, over the {MAX_VERSION_BYTES} byte "
+                "limit of one ZooKeeper znode; nothing was written")
+        acl = self.client.get_acls(self.current_path)[0]
+        transaction = self.client.transaction()
+        transaction.check(self.current_path, stat.version)
+        transaction.create(f"{self.versions_path}/{_version_name(number)}", payload, acl=acl)
+        transaction.set_data(self.current_path, str(number).encode(), version=stat.version)
+        results = transaction.commit()
+        failures = [r for r in results if isinstance(r, Exception)]
+        if any(isinstance(r, (BadVersionError, NodeExistsError)) for r in failures):
+            raise ConcurrentChange("another coordinator published at the same time")
+        real = [r for r in failures if not isinstance(r, RolledBackError)]
+        if real or failures:
+            raise StoreError(f"publication of version {number} failed: "
+                             f"{type((real or failures)[0]).__name__}")
+        log.info("event=published version=%d bytes=%d", number, len(payload))
+        return number
+
+    def watch_current(self, callback: Callable[[int | None], None]) -> None:
+        def on_change(data: bytes | None, _stat: object) -> None:
+            callback(_parse_number(data) if data is not None else None)
+
+        self.client.DataWatch(self.current_path, on_change)
+
+    # status -------------------------------------------------------------------------------
+    def put_status(self, node: str, data: bytes) -> None:
+        path = f"{self.status_path}/{node}"
+        try:
+            self.client.set(path, data)
+            return
+        except NoNodeError:
+            pass
+        try:
+            self.client.create(path, data, acl=self._status_acl(), ephemeral=True)
+        except NodeExistsError:
+            self.client.set(path, data)
+
+    def _status_acl(self) -> list[ACL]:
+        if self.identity is None:
+            return OPEN_ACL_UNSAFE
+        data, _ = self.client.get(self.status_path)
+        try:
+            readers = [str(r) for r in json.loads(data.decode() or "{}").get("readers", [])]
+        except (ValueError, AttributeError):
+            readers = []
+        others = [ACL(Permissions.READ | Permissions.DELETE, Id("digest", r)) for r in readers
+                  if r.split(":")[0] != self.identity.user]
+        return [self.identity.acl(Permissions.ALL), *others]
+
+    def delete_status(self, node: str) -> None:
+        try:
+            self.client.delete(f"{self.status_path}/{node}")
+        except (NoNodeError, KazooException):
+            pass
+
+    def statuses(self) -> dict[str, bytes]:
+        result: dict[str, bytes] = {}
+        try:
+            names = self.client.get_children(self.status_path)
+        except NoNodeError:
+            return result
+        for name in names:
+            try:
+                result[name] = self.client.get(f"{self.status_path}/{name}")[0]
+            except (NoNodeError, NoAuthError):
+                continue
+        return result
+
+
+def _parse_number(data: bytes | None) -> int | None:
+    try:
+        number = int((data or b"").decode().strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return number if number > 0 else None

@@ -1,0 +1,44 @@
+"""Shared fixtures: a real ZooKeeper on loopback and copies of the example configs."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stackha.localzk import LocalZooKeeper
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIGS = ROOT / "configs"
+COORDINATOR = "coordinator:coordinator-secret"
+AGENT = "agent:agent-secret"
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory):
+    server = LocalZooKeeper(tmp_path_factory.mktemp("zookeeper"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKHA_COORDINATOR_CREDENTIAL", COORDINATOR)
+    monkeypatch.setenv("STACKHA_AGENT_CREDENTIAL", AGENT)
+
+
+@pytest.fixture
+def configs(tmp_path: Path, zookeeper: LocalZooKeeper, credentials: None) -> Path:
+    """A copy of the example configs pointing at the test ZooKeeper, with a fresh cluster."""
+    target = tmp_path / "configs"
+    shutil.copytree(EXAMPLE_CONFIGS, target)
+    spec = target / "stackha.yaml"
+    text = spec.read_text()
+    text = text.replace("cluster: demo", f"cluster: t{uuid.uuid4().hex[:10]}")
+    text = text.replace('hosts: "10.77.0.5:2181,10.77.0.6:2181,10.77.0.7:2181"',
+                        f'hosts: "{zookeeper.hosts}"')
+    spec.write_text(text)
+    return target

@@ -1,0 +1,246 @@
+"""The node agent against a real ZooKeeper and a real nginx."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from stackha.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
+from stackha.cli import main
+from stackha.coordinator import Coordinator
+from stackha.localzk import LocalZooKeeper
+from tests.integration.agentlab import (
+    NginxNode,
+    adapt_configs_for_loopback,
+    coordinator_store,
+    fetch,
+    node_status,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_zookeeper(tmp_path):
+    """A ZooKeeper this test may stop and start."""
+    server = LocalZooKeeper(tmp_path / "zk")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _node(tmp_path: Path, configs: Path, zk: LocalZooKeeper) -> NginxNode:
+    node = NginxNode(tmp_path / "node", configs, zk.hosts)
+    adapt_configs_for_loopback(configs, node.port)
+    node.start_nginx()
+    return node
+
+
+def _set_page(configs: Path, text: str) -> None:
+    (configs / "nginx/html/index.html").write_text(text)
+
+
+def _push(configs: Path) -> None:
+    assert main(["push-config", "--configs", str(configs)]) == 0
+
+
+def _applied(configs: Path, zk: LocalZooKeeper, number: int) -> bool:
+    status = node_status(configs, zk.hosts, "nginx1")
+    return bool(status) and status["applied_version"] == number
+
+
+def _publish_raw(configs: Path, zk: LocalZooKeeper, document: bytes) -> int:
+    store = coordinator_store(configs, zk.hosts)
+    try:
+        return store.publish(
+            lambda n: document.replace(b'"version": 0', f'"version": {n}'.encode()),
+            store.current_number())
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def node(tmp_path, configs, zookeeper):
+    lab = _node(tmp_path, configs, zookeeper)
+    yield lab
+    lab.close()
+
+
+def test_agent_applies_versions_and_nginx_serves_them(node, configs, zookeeper):
+    _set_page(configs, "version one\n")
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: fetch(node.url) == "version one\n", what="nginx to serve version one")
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="status applied 1")
+    _set_page(configs, "version two\n")
+    _push(configs)
+    wait_for(lambda: fetch(node.url) == "version two\n", what="nginx to serve version two")
+    status = wait_for(lambda: _applied(configs, zookeeper, 2) and
+                      node_status(configs, zookeeper.hosts, "nginx1"))
+    assert status["health"] == {"nginx": "ok"} and status["last_error"] == ""
+    assert (node.prefix / "html/index.html").stat().st_mode & 0o777 == 0o644
+    assert "event=applied version=2" in node.agent_log()
+
+
+def test_node_side_validation_failure_keeps_the_old_version(node, configs, zookeeper):
+    _set_page(configs, "good\n")
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    # Passes the coordinator only because this coordinator trusts the certificate exists on
+    # the nodes; it does not on this node, so the node's own nginx -t must refuse it.
+    conf = (configs / "nginx/nginx.conf").read_text().replace(
+        "server_name _;", "server_name _;\n        ssl_certificate /nonexistent/site.pem;"
+                          "\n        ssl_certificate_key /nonexistent/site.key;")
+    contents = {p: f.content for p, f in Bundle.from_contents(
+        {p.relative_to(configs).as_posix(): p.read_bytes()
+         for p in configs.rglob("*") if p.is_file()}).files.items()}
+    contents["nginx/nginx.conf"] = conf.encode()
+    contents["nginx/html/index.html"] = b"must never be served\n"
+    store = coordinator_store(configs, zookeeper.hosts)
+    try:
+        Coordinator(store).push(Bundle.from_contents(contents), "bad cert")
+    finally:
+        store.close()
+    status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                      and s["last_error"] and s)
+    assert "version 2 rejected at validate" in status["last_error"]
+    assert "/nonexistent/site.pem" in status["last_error"]
+    assert status["applied_version"] == 1
+    assert fetch(node.url) == "good\n"
+    assert (node.prefix / "html/index.html").read_text() == "good\n"
+
+
+def test_failed_health_check_rolls_back_and_reloads(node, configs, zookeeper):
+    _set_page(configs, "healthy\n")
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    conf = configs / "nginx/nginx.conf"
+    conf.write_text(conf.read_text().replace('return 200 "ok\\n";', 'return 503 "sick\\n";'))
+    _set_page(configs, "from the sick version\n")
+    _push(configs)
+    status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                      and s["last_error"] and s, what="rollback reported")
+    assert "version 2 rolled back at health" in status["last_error"]
+    assert status["applied_version"] == 1
+    wait_for(lambda: fetch(node.url) == "healthy\n", what="old content back")
+    assert 'return 200 "ok\\n";' in (node.prefix / "nginx.conf").read_text()
+    assert "event=rollback" in node.agent_log()
+
+
+def test_zookeeper_outage_tears_nothing_down_and_agent_resyncs(tmp_path, configs,
+                                                               own_zookeeper):
+    node = _node(tmp_path, configs, own_zookeeper)
+    try:
+        _set_page(configs, "before outage\n")
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent()
+        wait_for(lambda: fetch(node.url) == "before outage\n", what="first version served")
+        own_zookeeper.stop()
+        time.sleep(3)
+        assert node.agent.poll() is None, "agent must survive ZooKeeper going away"
+        assert fetch(node.url) == "before outage\n"
+        own_zookeeper.start()
+        _set_page(configs, "after outage\n")
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        wait_for(lambda: fetch(node.url) == "after outage\n", what="resync after outage")
+        wait_for(lambda: _applied(configs, own_zookeeper, 2), what="status back")
+        assert "state=SUSPENDED" in node.agent_log()
+    finally:
+        node.close()
+
+
+def test_agent_restarted_while_zookeeper_is_down_keeps_the_node(tmp_path, configs,
+                                                                 own_zookeeper):
+    node = _node(tmp_path, configs, own_zookeeper)
+    try:
+        _set_page(configs, "last known good\n")
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent()
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="version 1 applied")
+        assert node.stop_agent(signal.SIGTERM) == 0
+        page = node.prefix / "html/index.html"
+        written = page.stat().st_mtime_ns
+        own_zookeeper.stop()
+        node.start_agent()
+        time.sleep(3)
+        assert node.agent.poll() is None
+        assert fetch(node.url) == "last known good\n"
+        assert page.stat().st_mtime_ns == written, "nothing may be rewritten without ZooKeeper"
+        assert "event=last_good_loaded version=1" in node.agent_log()
+        own_zookeeper.start()
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="status after ZK returns")
+    finally:
+        node.close()
+
+
+def _document(files: dict[str, dict]) -> bytes:
+    contents = {p: f["content"].encode() for p, f in files.items()}
+    fake = ConfigVersion(0, Bundle.from_contents({}), "now", "test", "crafted")
+    document = json.loads(serialise_version(fake))
+    document["files"] = files
+    lines = "".join(f"{sha256_hex(contents[p])}  {p}\n" for p in sorted(files))
+    document["digest"] = sha256_hex(lines.encode())
+    return json.dumps(document, indent=1).encode()
+
+
+def _files_of(configs: Path) -> dict[str, dict]:
+    return {p.relative_to(configs).as_posix(): {"content": p.read_text(), "encoding": "utf-8",
+                                                "sha256": sha256_hex(p.read_bytes()),
+                                                "mode": "0644"}
+            for p in configs.rglob("*") if p.is_file()}
+
+
+def test_bundle_with_parent_path_is_refused_and_nothing_escapes(node, configs, zookeeper,
+                                                                tmp_path):
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    files = _files_of(configs)
+    evil = "owned\n"
+    files["nginx/../../escaped.txt"] = {"content": evil, "encoding": "utf-8",
+                                        "sha256": sha256_hex(evil.encode()), "mode": "0644"}
+    number = _publish_raw(configs, zookeeper, _document(files))
+    status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                      and s["last_error"] and s)
+    assert f"version {number} rejected at verify" in status["last_error"]
+    assert "refused path 'nginx/../../escaped.txt'" in status["last_error"]
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert status["applied_version"] == 1
+
+
+def test_tampered_file_is_refused(node, configs, zookeeper):
+    _set_page(configs, "genuine\n")
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    files = _files_of(configs)
+    files["nginx/html/index.html"]["content"] = "tampered\n"  # checksum left as it was
+    number = _publish_raw(configs, zookeeper, _document(files))
+    status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                      and s["last_error"] and s)
+    assert f"version {number} rejected at verify" in status["last_error"]
+    assert "does not match its sha256" in status["last_error"]
+    assert fetch(node.url) == "genuine\n"
+
+
+def test_status_command_shows_drift_and_missing_nodes(node, configs, zookeeper, capsys):
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    capsys.readouterr()
+    assert main(["status", "--configs", str(configs)]) == 0
+    table = capsys.readouterr().out
+    nginx1 = next(line for line in table.splitlines() if line.startswith("nginx1"))
+    assert "1" in nginx1.split() and "(drift)" not in nginx1 and "nginx=ok" in nginx1
+    assert any(line.startswith("nginx2") and "missing" in line for line in table.splitlines())
+    assert main(["status", "--json", "--configs", str(configs)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {row["node"]: row for row in data["nodes"]}
+    assert rows["nginx1"]["drift"] is False and rows["nginx2"]["reporting"] is False

@@ -1,0 +1,264 @@
+"""`stackha push-config` and `stackha config …` against a real ZooKeeper."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from stackha.bundle import parse_version
+from stackha.cli import main
+from stackha.spec import parse_spec
+from stackha.store.zookeeper import Identity, ZooKeeperStore
+from tests.conftest import AGENT, COORDINATOR
+
+pytestmark = pytest.mark.integration
+
+
+def _store(configs: Path, zookeeper, credential: str | None = COORDINATOR) -> ZooKeeperStore:
+    # Read the cluster name directly: some tests break the spec on purpose.
+    cluster = re.search(r"^cluster: (\S+)$", (configs / "stackha.yaml").read_text(), re.M)[1]
+    identity = Identity.parse(credential, "test") if credential else None
+    store = ZooKeeperStore(zookeeper.hosts, "/stackha", cluster, identity)
+    store.start()
+    return store
+
+
+def _snapshot(configs: Path, zookeeper) -> tuple[int | None, list[int]]:
+    store = _store(configs, zookeeper)
+    try:
+        return store.current_number(), store.version_numbers()
+    finally:
+        store.close()
+
+
+def _push(configs: Path, *extra: str) -> int:
+    return main(["push-config", "--configs", str(configs), *extra])
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_valid_push_publishes_a_version_with_every_file(configs, zookeeper, capsys):
+    assert _push(configs, "-m", "first") == 0
+    assert "published version 1" in capsys.readouterr().out
+    store = _store(configs, zookeeper)
+    try:
+        assert store.current_number() == 1
+        version, problems = parse_version(store.read_version(1), "v1")
+    finally:
+        store.close()
+    assert not problems and version is not None
+    assert version.message == "first"
+    for path in ("stackha.yaml", "nginx/nginx.conf", "mycat/schema.xml", "mycat/server.xml"):
+        assert version.bundle.files[path].content == (configs / path).read_bytes()
+    assert version.bundle.files["mycat/server.xml"].mode == 0o600
+
+
+def test_identical_push_says_unchanged(configs, zookeeper, capsys):
+    assert _push(configs) == 0
+    capsys.readouterr()
+    assert _push(configs) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert _snapshot(configs, zookeeper) == (1, [1])
+
+
+def test_dry_run_prints_a_diff_and_publishes_nothing(configs, zookeeper, capsys):
+    assert _push(configs) == 0
+    _edit(configs / "nginx/html/index.html", "demo stack", "demo stack, edited")
+    capsys.readouterr()
+    assert _push(configs, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "+<p>Served by the stackha demo stack, edited" in out
+    assert "--- v1/nginx/html/index.html" in out
+    assert _snapshot(configs, zookeeper) == (1, [1])
+
+
+INVALID = [
+    ("spec", "stackha.yaml", "virtual_router_id: 51", "virtual_router_id: 300",
+     "stackha.yaml: line"),
+    ("nginx", "nginx/nginx.conf", "sendfile on;", "sendfile on;\n    no_such_directive 1;",
+     'nginx/nginx.conf: line 16: nginx -t: unknown directive "no_such_directive"'),
+    ("mycat-reference", "mycat/server.xml", ">shop<", ">warehouse<", "mycat/server.xml"),
+]
+
+
+@pytest.mark.parametrize("where,file,old,new,expected", INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_input_is_rejected_and_zookeeper_untouched(configs, zookeeper, capsys,
+                                                           where, file, old, new, expected):
+    assert _push(configs) == 0
+    before = _snapshot(configs, zookeeper)
+    _edit(configs / file, old, new)
+    capsys.readouterr()
+    assert _push(configs) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert "nothing published" in err
+    assert _snapshot(configs, zookeeper) == before
+
+
+def test_oversize_bundle_is_refused_whole(configs, zookeeper, capsys):
+    assert _push(configs) == 0
+    (configs / "nginx/html/big.txt").write_text("x" * 1_200_000)
+    capsys.readouterr()
+    assert _push(configs) == 1
+    err = capsys.readouterr().err
+    assert "over the 1000000 byte limit" in err and "nothing was written" in err
+    assert _snapshot(configs, zookeeper) == (1, [1])
+
+
+def test_rollback_publishes_a_new_version_equal_to_the_old(configs, zookeeper, capsys):
+    assert _push(configs) == 0
+    _edit(configs / "nginx/html/index.html", "demo stack", "demo stack v2")
+    assert _push(configs) == 0
+    assert main(["config", "rollback", "1", "--configs", str(configs)]) == 0
+    assert "published version 3 equal to version 1" in capsys.readouterr().out
+    store = _store(configs, zookeeper)
+    try:
+        v1, _ = parse_version(store.read_version(1), "v1")
+        v3, _ = parse_version(store.read_version(3), "v3")
+        assert store.current_number() == 3
+    finally:
+        store.close()
+    assert v1.digest == v3.digest and v3.message == "rollback to version 1"
+    assert main(["config", "history", "--configs", str(configs)]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert len(history) == 3 and history[-1].startswith("*     3")
+    assert main(["config", "diff", "1", "2", "--configs", str(configs)]) == 0
+    assert "+<p>Served by the stackha demo stack v2" in capsys.readouterr().out
+
+
+def test_config_show_masks_passwords_unless_asked(configs, capsys):
+    assert _push(configs) == 0
+    capsys.readouterr()
+    assert main(["config", "show", "1", "mycat/server.xml", "--configs", str(configs)]) == 0
+    masked = capsys.readouterr().out
+    assert "app_pw" not in masked and "******" in masked
+    assert main(["config", "show", "1", "mycat/server.xml", "--show-secrets",
+                 "--configs", str(configs)]) == 0
+    assert "app_pw" in capsys.readouterr().out
+
+
+def test_concurrent_pushes_stay_linear(configs, zookeeper, tmp_path):
+    assert _push(configs) == 0
+    copies = []
+    for index in range(4):
+        copy = tmp_path / f"c{index}"
+        subprocess.run(["cp", "-r", str(configs), str(copy)], check=True)
+        (copy / "nginx/html/index.html").write_text(f"writer {index}\n")
+        copies.append(copy)
+    codes: list[int] = []
+    barrier = threading.Barrier(len(copies))
+
+    def push(copy: Path) -> None:
+        barrier.wait()
+        codes.append(subprocess.run([sys.executable, "-m", "stackha", "push-config",
+                                     "--configs", str(copy)], env=os.environ.copy(),
+                                    capture_output=True).returncode)
+
+    threads = [threading.Thread(target=push, args=(c,)) for c in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [0, 0, 0, 0]
+    current, numbers = _snapshot(configs, zookeeper)
+    assert numbers == [1, 2, 3, 4, 5] and current == 5
+    store = _store(configs, zookeeper)
+    try:
+        pages = {parse_version(store.read_version(n), "v")[0].bundle.text(
+            "nginx/html/index.html") for n in numbers[1:]}
+    finally:
+        store.close()
+    assert pages == {f"writer {i}\n" for i in range(4)}
+
+
+def test_coordinator_killed_mid_push_leaves_no_partial_version(configs, zookeeper):
+    assert _push(configs) == 0
+    rng = random.Random(7)
+    for attempt in range(12):
+        (configs / "nginx/html/index.html").write_text(f"attempt {attempt}\n")
+        process = subprocess.Popen([sys.executable, "-m", "stackha", "push-config",
+                                    "--configs", str(configs)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.2))
+        process.kill()
+        process.wait()
+        store = _store(configs, zookeeper)
+        try:
+            current, numbers = store.current_number(), store.version_numbers()
+            # Every version that exists is whole, and current names the newest one.
+            assert current == numbers[-1]
+            for number in numbers:
+                version, problems = parse_version(store.read_version(number), f"v{number}")
+                assert version is not None, problems
+        finally:
+            store.close()
+
+
+def test_acls_keep_agents_read_only_and_anonymous_out(configs, zookeeper):
+    assert _push(configs) == 0
+    spec, _ = parse_spec((configs / "stackha.yaml").read_text())
+    base = f"{spec.zookeeper.chroot}/{spec.cluster}"
+    agent = KazooClient(hosts=zookeeper.hosts, auth_data=[("digest", AGENT)])
+    anonymous = KazooClient(hosts=zookeeper.hosts)
+    agent.start(timeout=10)
+    anonymous.start(timeout=10)
+    try:
+        assert agent.get(f"{base}/config/current")[0] == b"1"
+        with pytest.raises(NoAuthError):
+            agent.set(f"{base}/config/current", b"1")
+        with pytest.raises(NoAuthError):
+            agent.create(f"{base}/config/versions/0000000002", b"{}")
+        with pytest.raises(NoAuthError):
+            anonymous.get(f"{base}/config/current")
+        with pytest.raises(NoAuthError):
+            anonymous.get(f"{base}/config/versions/0000000001")
+        with pytest.raises(NoAuthError):
+            anonymous.get_children(f"{base}/status")
+    finally:
+        agent.stop()
+        anonymous.stop()
+    # The agent may write its own status, which the coordinator can read and anonymous not.
+    agent_store = _store(configs, zookeeper, AGENT)
+    try:
+        agent_store.put_status("nginx1", b'{"applied": 1}')
+    finally:
+        agent_store.close()
+    coordinator = _store(configs, zookeeper)
+    try:
+        assert coordinator.statuses() == {}  # ephemeral: gone with the agent's session
+    finally:
+        coordinator.close()
+
+
+def test_status_of_a_live_agent_is_readable_by_the_coordinator(configs, zookeeper):
+    assert _push(configs) == 0
+    agent_store = _store(configs, zookeeper, AGENT)
+    coordinator = _store(configs, zookeeper)
+    try:
+        agent_store.put_status("nginx1", b'{"applied": 1}')
+        assert coordinator.statuses() == {"nginx1": b'{"applied": 1}'}
+        with pytest.raises(NoAuthError):
+            coordinator.client.set(f"{coordinator.status_path}/nginx1", b"forged")
+    finally:
+        agent_store.close()
+        coordinator.close()
+
+
+def test_missing_credential_is_a_clear_error(configs, monkeypatch, capsys):
+    monkeypatch.delenv("STACKHA_COORDINATOR_CREDENTIAL")
+    assert _push(configs) == 1
+    assert "STACKHA_COORDINATOR_CREDENTIAL is not set" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""The spec parser: the example is valid, and each kind of mistake is named precisely."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackha.problems import errors, warnings
+from stackha.spec import parse_spec
+from tests.conftest import EXAMPLE_CONFIGS
+
+EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()
+
+
+def test_example_spec_is_valid():
+    spec, problems = parse_spec(EXAMPLE, "stackha.yaml")
+    assert spec is not None, [str(p) for p in problems]
+    assert not errors(problems)
+    assert {g.name for g in spec.vrrp_groups} == {"web", "mycat"}
+    web = next(g for g in spec.vrrp_groups if g.name == "web")
+    assert web.virtual_router_id == 51 and web.advert_int == 0.1 and web.version == 3
+    assert [m.node for m in web.members] == ["nginx1", "nginx2"]
+    assert spec.lvs_services[0].realservers == ("mycat1", "mycat2", "mycat3")
+    assert spec.zookeeper.coordinator_auth.env == "STACKHA_COORDINATOR_CREDENTIAL"
+
+
+CASES = [
+    ("syntax", ("vrrp_groups:\n  - name: web", "vrrp_groups:\n  - name: [web"),
+     "YAML syntax error"),
+    ("unknown-key", ("  chroot: /stackha", "  chroot: /stackha\n  chroott: /x"),
+     "zookeeper.chroott: unknown key"),
+    ("wrong-type", ("virtual_router_id: 51", "virtual_router_id: fifty"),
+     "vrrp_groups[0].virtual_router_id: must be integer, got string"),
+    ("vrid-range", ("virtual_router_id: 51", "virtual_router_id: 256"),
+     "virtual_router_id: must be between 1 and 255"),
+    ("duplicate-vrid", ("virtual_router_id: 52", "virtual_router_id: 51\n    vrrp_strict: false"),
+     "virtual_router_id 51 is already used by group 'web' on the same network segment"),
+    ("duplicate-vip", ("vips: [10.77.0.200/24]", "vips: [10.77.0.100/24]"),
+     "VIP 10.77.0.100 is already claimed by group 'web'"),
+    ("priority-range", ("{nginx1: 150, nginx2: 100}", "{nginx1: 255, nginx2: 100}"),
+     "priority 255 outside 1..254"),
+    ("priority-zero", ("{nginx1: 150, nginx2: 100}", "{nginx1: 0, nginx2: 100}"),
+     "priority 0 outside 1..254"),
+    ("master-nopreempt", ("{director1: 150, director2: 100}",
+                          "{director1: {priority: 150, state: MASTER}, director2: 100}"),
+     "state MASTER cannot be combined with preempt: false"),
+    ("unknown-member", ("{nginx1: 150, nginx2: 100}", "{nginx1: 150, nginx9: 100}"),
+     "member 'nginx9' is not a node of the spec"),
+    ("bad-scheduler", ("scheduler: sh", "scheduler: fastest"), "unknown scheduler 'fastest'"),
+    ("bad-role", ("roles: [nginx]}", "roles: [nginks]}"), "unknown role 'nginks'"),
+    ("bad-address", ("address: 10.77.0.11/24", "address: 10.77.0.311/24"),
+     "'10.77.0.311/24' is not an IPv4 address"),
+    ("missing-key", ("cluster: demo\n", ""), "missing required key 'cluster'"),
+    ("duplicate-key", ("cluster: demo\n", "cluster: demo\ncluster: other\n"), "duplicate key"),
+    ("unknown-realserver", ("realservers: [mycat1, mycat2, mycat3]",
+                            "realservers: [mycat1, mycat2, mycat7]"),
+     "realserver 'mycat7' is not a node of the spec"),
+]
+
+
+@pytest.mark.parametrize("old_new,expected", [(c[1], c[2]) for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_invalid_spec_is_rejected_with_its_reason(old_new, expected):
+    old, new = old_new
+    assert old in EXAMPLE
+    spec, problems = parse_spec(EXAMPLE.replace(old, new, 1), "configs/stackha.yaml")
+    assert spec is None
+    messages = [str(p) for p in errors(problems)]
+    assert any(expected in m for m in messages), messages
+    assert all(m.startswith("configs/stackha.yaml: line ") for m in messages), messages
+
+
+def test_errors_name_the_line():
+    text = EXAMPLE.replace("virtual_router_id: 51", "virtual_router_id: 0")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "virtual_router_id: 0" in t)
+    _, problems = parse_spec(text, "s.yaml")
+    assert any(p.where.startswith(f"line {line}: ") for p in problems), [str(p) for p in problems]
+
+
+def test_all_errors_are_reported_at_once():
+    text = EXAMPLE.replace("virtual_router_id: 51", "virtual_router_id: 0").replace(
+        "scheduler: sh", "scheduler: nope")
+    _, problems = parse_spec(text, "s.yaml")
+    assert len(errors(problems)) == 2, [str(p) for p in problems]
+
+
+def test_vip_outside_member_subnet_is_a_warning_only():
+    text = EXAMPLE.replace("vips: [10.77.0.100/24]", "vips: [10.78.0.100/24]")
+    spec, problems = parse_spec(text, "s.yaml")
+    assert spec is not None
+    assert any("outside the subnet" in str(p) for p in warnings(problems))
+    assert not errors(problems)
