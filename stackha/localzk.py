@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers_ruok(port: int) -> bool:
+def _answers_ruok(address: str, port: int, netns: str | None = None) -> bool:
+    if netns is not None:
+        # The server lives in a namespace this process is not in: ask from inside it.
+        probe = ("import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])),"
+                 "timeout=0.5)\ns.sendall(b'ruok')\nsys.exit(0 if s.recv(4)==b'imok' else 1)")
+        done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", probe,
+                               address, str(port)], capture_output=True)
+        return done.returncode == 0
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        with socket.create_connection((address, port), timeout=0.5) as sock:
             sock.sendall(b"ruok")
             return sock.recv(4) == b"imok"
     except OSError:
@@ -36,11 +44,13 @@ def _answers_ruok(port: int) -> bool:
 class LocalZooKeeper:
     directory: Path
     port: int = field(default_factory=free_port)
+    address: str = "127.0.0.1"
+    netns: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def hosts(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def _write_config(self) -> Path:
         data = self.directory / "data"
@@ -50,7 +60,7 @@ class LocalZooKeeper:
             "tickTime=500\n"
             f"dataDir={data}\n"
             f"clientPort={self.port}\n"
-            "clientPortAddress=127.0.0.1\n"
+            f"clientPortAddress={self.address}\n"
             "admin.enableServer=false\n"
             "4lw.commands.whitelist=ruok,srvr,mntr,stat\n"
             # Short session bounds let the tests see session expiry within seconds.
@@ -64,15 +74,16 @@ class LocalZooKeeper:
         log = open(self.directory / "zookeeper.log", "ab")
         env = dict(os.environ, ZOO_LOG_DIR=str(self.directory),
                    JVMFLAGS="-Xmx256m -XX:+UseSerialGC -Xshare:auto")
+        wrapper = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.process = subprocess.Popen(
-            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dzookeeper.admin.enableServer=false",
-             "-cp", CLASSPATH, MAIN_CLASS, str(config)],
+            [*wrapper, "java", "-Xmx256m", "-XX:+UseSerialGC",
+             "-Dzookeeper.admin.enableServer=false", "-cp", CLASSPATH, MAIN_CLASS, str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ZooKeeper exited early, see {self.directory}/zookeeper.log")
-            if _answers_ruok(self.port):
+            if _answers_ruok(self.address, self.port, self.netns):
                 return
             time.sleep(0.2)
         self.stop()

@@ -36,7 +36,7 @@ def insecure_path_reason(path: Path) -> str | None:
     return None
 
 
-def config_test(text: str) -> list[str]:
+def config_test(text: str, keepalived: tuple[str, ...] = (KEEPALIVED,)) -> list[str]:
     """`keepalived --config-test` on ``text``; returns the reasons it is refused.
 
     keepalived 2.2.7 kills itself during -t whenever a script_user is in effect (fixed
@@ -53,7 +53,7 @@ def config_test(text: str) -> list[str]:
         tmp.write(tested)
         tmp.flush()
         try:
-            done = subprocess.run([KEEPALIVED, "--config-test", "-f", tmp.name, "-l"],
+            done = subprocess.run([*keepalived, "--config-test", "-f", tmp.name, "-l"],
                                   capture_output=True, text=True, timeout=30)
         except FileNotFoundError:
             return [f"{KEEPALIVED} not found: install keepalived"]
@@ -166,13 +166,15 @@ class KeepalivedProcess:
         log.info("event=keepalived_stopped")
 
 
+NOTIFY_STATES = frozenset({"MASTER", "BACKUP", "FAULT", "STOP", "DELETED"})
 _NOTIFY = re.compile(r'^(INSTANCE|GROUP)\s+"?([^"\s]+)"?\s+(\w+)\s+(\d+)')
 
 
 def parse_notify_line(line: str) -> tuple[str, str, int] | None:
     """``INSTANCE "web" MASTER 150`` -> ("web", "MASTER", 150); groups are ignored."""
     match = _NOTIFY.match(line.strip())
-    if not match or match.group(1) != "INSTANCE":
+    if not match or match.group(1) != "INSTANCE" or match.group(3) not in NOTIFY_STATES:
+        # MASTER_RX_LOWER_PRI (a master heard a lower priority) is an event, not a state.
         return None
     return match.group(2), match.group(3), int(match.group(4))
 

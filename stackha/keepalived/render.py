@@ -98,7 +98,27 @@ def _instance_block(spec: StackSpec, group: VrrpGroup, node: str,
     return lines
 
 
-def _virtual_server_block(service: LvsService, spec: StackSpec) -> list[str]:
+def _real_server_check(service: LvsService, address: str, options: RenderOptions,
+                       mycat: HealthCheck) -> list[str]:
+    """TCP_CHECK for `check: tcp`; `check: mycat` runs `stackha check mycat` (MISC_CHECK)."""
+    timeout = max(1, round(service.check_timeout))
+    if service.check == "mycat":
+        command = [options.stackha_command, "check", "mycat", "--host", address,
+                   "--port", str(service.port), "--timeout", _fmt(service.check_timeout)]
+        if mycat.manager_port:
+            command += ["--manager-port", str(mycat.manager_port)]
+        return ["        MISC_CHECK {",
+                f'            misc_path "{" ".join(command)}"',
+                f"            misc_timeout {timeout + 1}",
+                "        }"]
+    return ["        TCP_CHECK {",
+            f"            connect_timeout {timeout}",
+            "            retry 1",
+            "        }"]
+
+
+def _virtual_server_block(service: LvsService, spec: StackSpec,
+                          options: RenderOptions) -> list[str]:
     """The `ipvs` director engine: keepalived programs IPVS in DR mode."""
     lines = [
         f"virtual_server {service.vip} {service.port} {{",
@@ -116,10 +136,8 @@ def _virtual_server_block(service: LvsService, spec: StackSpec) -> list[str]:
         lines += [
             f"    real_server {node.address} {service.port} {{",
             "        weight 1",
-            "        TCP_CHECK {",
-            f"            connect_timeout {max(1, round(service.check_timeout))}",
-            "            retry 1",
-            "        }",
+            *_real_server_check(service, str(node.address), options,
+                                spec.health_check("mycat")),
             "    }",
         ]
     lines += ["}", ""]
@@ -127,8 +145,12 @@ def _virtual_server_block(service: LvsService, spec: StackSpec) -> list[str]:
 
 
 def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None = None,
-                      version: int | None = None, ipvs: bool = False) -> str:
-    """keepalived.conf for ``node``; ``ipvs`` adds virtual_server blocks on directors."""
+                      ipvs: bool = False) -> str:
+    """keepalived.conf for ``node``; ``ipvs`` adds virtual_server blocks on directors.
+
+    The text carries no version number on purpose: a push that leaves this node's VRRP
+    settings alone must render the same bytes, so the agent does not reload keepalived.
+    """
     options = options or RenderOptions()
     found = spec.node(node)
     if found is None:
@@ -136,9 +158,8 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
     groups = spec.groups_of(node)
     strict = any(g.vrrp_strict for g in groups)
     lines = [
-        f"# keepalived.conf for {node}, rendered by stackha"
-        + (f" from configuration version {version}." if version else "."),
-        "# Do not edit: the stackha agent rewrites this file on every new version.",
+        f"# keepalived.conf for {node}, rendered by stackha.",
+        "# Do not edit: the stackha agent rewrites this file when the node's VRRP spec changes.",
         "",
         "global_defs {",
         f"    router_id {node}",
@@ -153,7 +174,9 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
         "    vrrp_garp_lower_prio_repeat 3",
     ]
     if options.realtime:
-        lines += ["    vrrp_rt_priority 50", "    vrrp_no_swap"]
+        # keepalived's default RLIMIT_RTTIME (10 ms) gets the realtime VRRP child
+        # SIGKILLed by the kernel on a busy host; 1 s still bounds a runaway loop.
+        lines += ["    vrrp_rt_priority 50", "    vrrp_rlimit_rtime 1000000", "    vrrp_no_swap"]
     if strict:
         lines.append("    vrrp_strict")
     else:
@@ -169,6 +192,8 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
         lines += _instance_block(spec, group, node, options)
     if ipvs and "director" in found.roles:
         for service in spec.lvs_services:
-            if any(service.vip == v.ip for g in groups for v in g.vips):
-                lines += _virtual_server_block(service, spec)
+            # A service pinned to the nftables engine is forwarded by the agent, not IPVS.
+            if service.engine != "nftables" and any(service.vip == v.ip for g in groups
+                                                    for v in g.vips):
+                lines += _virtual_server_block(service, spec, options)
     return "\n".join(lines).rstrip() + "\n"
