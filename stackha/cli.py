@@ -8,21 +8,30 @@ import shlex
 import shutil
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
 from .agent.core import Agent, AgentSettings, RoleSettings, VrrpSettings
 from .agent.status import parse_status
 from .bundle import SPEC_FILE
-from .configset import load_configs
+from .compose.commands import add_lab_parsers, add_status_arguments, containers_view
+from .configset import ConfigSet, load_configs
 from .connect import agent_identity, open_store
 from .coordinator import Coordinator, VersionUnreadable, mask_secrets
 from .keepalived.render import RenderOptions, render_keepalived
 from .logs import setup_logging
+from .lvs import cli as lvs_cli
+from .lvs.node import LvsSettings
+from .mycatcli import MycatCommandError
+from .mycatcli import add_agent_options as add_mycat_agent_options
+from .mycatcli import add_parsers as add_mycat_parsers
+from .mycatcli import agent_settings as mycat_agent_settings
 from .problems import Problem, errors, warnings
 from .spec import StackSpec, parse_spec
 from .statusview import build_rows, render_table, split_brain
 from .store.base import StoreError
+from .store.mycatzk import MycatLayoutWrite, layout_write_for
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
@@ -68,9 +77,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if configset is None:
         raise CommandError(f"{args.configs}: {len(errors(problems))} error(s), nothing published",
                            EXIT_INVALID)
+    _, layout_problems = _mycat_layout(configset, args.configs)
+    _report(layout_problems)
     _emit(f"{args.configs}: valid ({len(configset.bundle.files)} files, "
-          f"{len(warnings(problems))} warning(s))")
+          f"{len(warnings(problems + layout_problems))} warning(s))")
     return EXIT_OK
+
+
+def _mycat_layout(configset: ConfigSet, configs: Path
+                  ) -> tuple[MycatLayoutWrite | None, list[Problem]]:
+    """MyCat's own ZooKeeper layout when the spec enables it, with what it cannot carry."""
+    files = {path: f.content for path, f in configset.bundle.files.items()}
+    write, problems = layout_write_for(configset.spec, files)
+    return write, [replace(p, file=f"{configs}/{p.file}") for p in problems]
+
+
+def cmd_mycat(args: argparse.Namespace) -> int:
+    from .mycatcli import cmd_mycat as run_mycat
+
+    return run_mycat(args, read_spec(args.configs))
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -80,11 +105,17 @@ def cmd_push(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.configs}: {len(errors(problems))} error(s), nothing published",
                            EXIT_INVALID)
     spec = configset.spec
+    mycat, layout_problems = _mycat_layout(configset, args.configs)
+    _report(layout_problems)
+    if errors(layout_problems):
+        raise CommandError(f"{args.configs}: MyCat's ZooKeeper layout cannot be built, nothing "
+                           "published", EXIT_INVALID)
     store = open_store(spec, args.zk, "coordinator")
     try:
         if not args.dry_run:
             store.ensure_layout(agent_identity(spec))
-        result = Coordinator(store).push(configset.bundle, args.message or "", dry_run=args.dry_run)
+        result = Coordinator(store).push(configset.bundle, args.message or "", dry_run=args.dry_run,
+                                         mycat=mycat)
     finally:
         store.close()
     if result.diff:
@@ -173,9 +204,14 @@ def _role_settings(args: argparse.Namespace, spec: StackSpec) -> dict[str, RoleS
             reload=tuple(shlex.split(args.nginx_reload)) if args.nginx_reload else None,
             health_url=args.nginx_health_url or spec.health_check("nginx").url)
     if args.mycat_dir:
+        try:
+            manager, health = mycat_agent_settings(args, spec)
+        except MycatCommandError as exc:
+            raise CommandError(str(exc), EXIT_INVALID) from exc
         roles["mycat"] = RoleSettings(
             target=args.mycat_dir,
-            reload=tuple(shlex.split(args.mycat_reload)) if args.mycat_reload else None)
+            reload=tuple(shlex.split(args.mycat_reload)) if args.mycat_reload else None,
+            mycat_manager=manager, mycat_health=health)
     return roles
 
 
@@ -194,11 +230,19 @@ def _vrrp_settings(args: argparse.Namespace) -> VrrpSettings | None:
                         ipvs=args.lvs_engine == "ipvs")
 
 
+def _lvs_settings(args: argparse.Namespace) -> LvsSettings | None:
+    if not args.lvs:
+        return None
+    return LvsSettings(state_dir=args.state_dir, interface=args.lvs_interface,
+                       mycat_password_file=args.mycat_password_file)
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     spec = read_spec(args.configs)
     settings = AgentSettings(node=args.node, state_dir=args.state_dir,
                              roles=_role_settings(args, spec), heartbeat=args.heartbeat,
-                             health_wait=args.health_wait, vrrp=_vrrp_settings(args))
+                             health_wait=args.health_wait, vrrp=_vrrp_settings(args),
+                             lvs=_lvs_settings(args))
     from .connect import build_store
 
     agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
@@ -237,6 +281,11 @@ def cmd_render_keepalived(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     spec = read_spec(args.configs)
+    containers: list[dict[str, str]] | None = None
+    if args.containers:  # the compose lab's containers, shown even when ZooKeeper is down
+        table, containers = containers_view(args)
+        if not args.json:
+            sys.stdout.write(table + "\n")
     store = open_store(spec, args.zk, "coordinator")
     try:
         current = store.current_number()
@@ -246,7 +295,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = build_rows(spec, {n: parse_status(n, d) for n, d in raw.items()}, current)
     if args.json:
         _emit(json.dumps({"current_version": current, "nodes": [r.as_dict() for r in rows],
-                          "split_brain": split_brain(rows)}, indent=1))
+                          "split_brain": split_brain(rows),
+                          **({"containers": containers} if containers is not None else {})},
+                         indent=1))
     else:
         sys.stdout.write(render_table(rows))
     return EXIT_OK
@@ -308,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nginx-health-url", help="URL the nginx health check asks")
     p.add_argument("--mycat-dir", type=Path, help="MyCat conf directory")
     p.add_argument("--mycat-reload", help="command that reloads MyCat")
+    add_mycat_agent_options(p)
     p.add_argument("--heartbeat", type=float, default=5.0, help="status refresh, seconds")
     p.add_argument("--health-wait", type=float, default=5.0,
                    help="how long a reloaded service may take to become healthy")
@@ -320,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vrrp-interface", help="interface for VRRP, overriding the spec")
     p.add_argument("--lvs-engine", choices=("nftables", "ipvs"), default="nftables",
                    help="ipvs adds keepalived virtual_server blocks on directors")
+    p.add_argument("--lvs", action="store_true",
+                   help="LVS-DR: realserver setup on realservers, forwarding on directors")
+    p.add_argument("--lvs-interface", help="interface facing the LVS peers, overriding the spec")
+    p.add_argument("--mycat-password-file", type=Path,
+                   help="password for the director's `check: mycat` login")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (0: off)")
     p.add_argument("--metrics-address", default="127.0.0.1")
     p.set_defaults(func=cmd_agent)
@@ -336,10 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lvs-engine", choices=("nftables", "ipvs"), default="nftables")
     p.set_defaults(func=cmd_render_keepalived)
 
+    add_mycat_parsers(sub, _common, cmd_mycat)
+
     p = sub.add_parser("status", help="every node's applied version, VRRP state and health")
     _common(p)
     p.add_argument("--json", action="store_true")
+    add_status_arguments(p)
     p.set_defaults(func=cmd_status)
+    add_lab_parsers(sub, _common)
+
+    lvs_cli.register(sub)
     return parser
 
 

@@ -10,9 +10,11 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .bundle import Bundle, ConfigVersion, parse_version, serialise_version
+from .bundle import SPEC_FILE, Bundle, ConfigVersion, parse_version, serialise_version
 from .problems import Problem
+from .spec import parse_spec
 from .store.base import ConcurrentChange, ConfigStore, StoreError
+from .store.mycatzk import MycatLayoutWrite, layout_write_for
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,17 @@ class PushResult:
     diff: str
 
 
+def _mycat_layout_of(bundle: Bundle) -> MycatLayoutWrite | None:
+    """MyCat's ZooKeeper layout as an older version had it (rollback restores it too)."""
+    if SPEC_FILE not in bundle.files:
+        return None
+    spec, _ = parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)
+    if spec is None:
+        return None
+    write, _ = layout_write_for(spec, {p: f.content for p, f in bundle.files.items()})
+    return write
+
+
 class VersionUnreadable(StoreError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
@@ -95,7 +108,9 @@ class Coordinator:
         return self.version(number) if number else None
 
     def push(self, bundle: Bundle, message: str, author: str | None = None,
-             dry_run: bool = False) -> PushResult:
+             dry_run: bool = False, mycat: MycatLayoutWrite | None = None) -> PushResult:
+        """Publish ``bundle``; ``mycat`` (MyCat's own ZooKeeper layout) goes in the same
+        transaction."""
         author = author or default_author()
         for _attempt in range(PUSH_ATTEMPTS):
             current = self.current()
@@ -110,7 +125,8 @@ class Coordinator:
                 return serialise_version(ConfigVersion(number, bundle, created, author, message))
 
             try:
-                number = self.store.publish(document, previous)
+                number = (self.store.publish(document, previous, mycat) if mycat is not None
+                          else self.store.publish(document, previous))
             except ConcurrentChange as exc:
                 log.info("event=push_retry reason=%s", str(exc).replace(" ", "_"))
                 continue
@@ -129,4 +145,5 @@ class Coordinator:
 
     def rollback(self, number: int, author: str | None = None) -> PushResult:
         old = self.version(number)
-        return self.push(old.bundle, f"rollback to version {number}", author)
+        return self.push(old.bundle, f"rollback to version {number}", author,
+                         mycat=_mycat_layout_of(old.bundle))

@@ -7,6 +7,7 @@ found, each naming the file, line and field, and a spec only when there were no 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,30 @@ class LvsService:
 
 
 @dataclass(frozen=True)
+class MycatZookeeper:
+    """MyCat's own ZooKeeper layout (loadZk=true), written by push-config when enabled.
+
+    MyCat 1.6 reads ``/mycat/<cluster_id>`` below its zkURL; a ``root`` other than ``/mycat``
+    must end in ``/mycat`` and its head becomes the chroot of the zkURL given to MyCat.
+    ``readers``: addresses or networks that may read the layout without credentials (MyCat
+    cannot authenticate to ZooKeeper); empty means the addresses of the mycat nodes.
+    """
+
+    enabled: bool = False
+    cluster_id: str = "mycat-cluster-1"
+    root: str = "/mycat"
+    readers: tuple[ipaddress.IPv4Network, ...] = ()
+
+    @property
+    def base_path(self) -> str:
+        return f"{self.root}/{self.cluster_id}"
+
+    @property
+    def chroot(self) -> str:
+        return self.root[: -len("/mycat")]
+
+
+@dataclass(frozen=True)
 class StackSpec:
     cluster: str
     zookeeper: ZookeeperSpec
@@ -111,6 +136,10 @@ class StackSpec:
     vrrp_groups: tuple[VrrpGroup, ...] = ()
     lvs_services: tuple[LvsService, ...] = ()
     health_checks: tuple[HealthCheck, ...] = field(default_factory=tuple)
+    mycat_zookeeper: MycatZookeeper | None = None
+
+    def mycat_nodes(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes if "mycat" in n.roles)
 
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -390,6 +419,33 @@ def _parse_lvs(r: _Reader, value: Any, path: str) -> LvsService | None:
     )
 
 
+def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:
+    path = "mycat_zookeeper"
+    data = r.mapping(value, path, ("enabled",), ("cluster_id", "root", "readers"))
+    if data is None:
+        return None
+    base = MycatZookeeper()
+    readers = []
+    for index, raw in enumerate(r.sequence(data.get("readers"), child_path(path, "readers"))):
+        try:
+            readers.append(ipaddress.IPv4Network(str(raw)))
+        except ValueError:
+            r.error(child_path(child_path(path, "readers"), index),
+                    f"'{raw}' is not an IPv4 address or network")
+    return MycatZookeeper(
+        enabled=r.typed(data, "enabled", path, bool, False),
+        cluster_id=r.typed(data, "cluster_id", path, str, base.cluster_id,
+                           lambda v: None if re.fullmatch(r"[A-Za-z0-9_.-]+", v)
+                           and v not in (".", "..")
+                           else "must be a name of letters, digits, '_', '.' or '-'"),
+        root=r.typed(data, "root", path, str, base.root,
+                     lambda v: None if re.fullmatch(r"(/[^/]+)*/mycat", v)
+                     else "must be an absolute path ending in '/mycat' (MyCat 1.6 reads "
+                          "/mycat below its zkURL)"),
+        readers=tuple(readers),
+    )
+
+
 def _cross_check(r: _Reader, spec: StackSpec) -> None:
     nodes = {}
     for index, node in enumerate(spec.nodes):
@@ -446,13 +502,14 @@ def _cross_check(r: _Reader, spec: StackSpec) -> None:
                    f"VIP {service.vip} is held by no VRRP group: no director will own it")
 
 
-TOP_KEYS = ("cluster", "zookeeper", "nodes", "vrrp_groups", "lvs_services", "health_checks")
+TOP_KEYS = ("cluster", "zookeeper", "nodes", "vrrp_groups", "lvs_services", "health_checks",
+            "mycat_zookeeper")
 
 
 def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Problem]]:
     r = _Reader(doc)
     data = r.mapping(doc.value, "", ("cluster", "zookeeper", "nodes"),
-                     ("vrrp_groups", "lvs_services", "health_checks"))
+                     ("vrrp_groups", "lvs_services", "health_checks", "mycat_zookeeper"))
     if data is None:
         return None, r.problems
     cluster = r.typed(data, "cluster", "", str, "",
@@ -471,15 +528,19 @@ def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Probl
         r.error("health_checks", "must be a mapping of check name to settings")
     else:
         checks = [_parse_check(r, str(k), v, f"health_checks.{k}") for k, v in raw_checks.items()]
+    mycat_zk = (_parse_mycat_zookeeper(r, data["mycat_zookeeper"])
+                if "mycat_zookeeper" in data else None)
     if zookeeper is None or errors(r.problems):
         return None, r.problems
     spec = StackSpec(
         cluster=cluster, zookeeper=zookeeper,
         nodes=tuple(n for n in nodes if n), vrrp_groups=tuple(g for g in groups if g),
         lvs_services=tuple(s for s in services if s),
-        health_checks=tuple(c for c in checks if c),
+        health_checks=tuple(c for c in checks if c), mycat_zookeeper=mycat_zk,
     )
     _cross_check(r, spec)
+    if mycat_zk is not None and mycat_zk.enabled and not spec.mycat_nodes():
+        r.warn("mycat_zookeeper", "enabled, but no node has the mycat role")
     return (None if errors(r.problems) else spec), r.problems
 
 

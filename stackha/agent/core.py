@@ -29,11 +29,14 @@ from ..checks import check_http
 from ..keepalived.process import KeepalivedProcess, NotifyFifo, config_test
 from ..keepalived.render import RenderOptions, render_keepalived
 from ..keepalived.vridwatch import Advert, VridWatch
+from ..lvs.loaddr import NetlinkLoopback
+from ..lvs.node import LvsNode, LvsSettings
 from ..nginx_test import check_nginx_dir
 from ..spec import StackSpec, parse_spec
 from ..store.base import StoreError
 from . import metrics
 from .filesync import ApplyResult, FileSync, command_reload
+from .mycatrole import ManagerReload, MycatHealthSettings, MycatManagerSettings, mysql_health
 from .render import node_files
 from .status import NodeStatus, parse_status
 
@@ -47,6 +50,9 @@ class RoleSettings:
     target: Path
     reload: tuple[str, ...] | None = None
     health_url: str | None = None
+    # mycat only: reload through the manager port (instead of ``reload``), SQL-port health.
+    mycat_manager: MycatManagerSettings | None = None
+    mycat_health: MycatHealthSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class AgentSettings:
     heartbeat: float = 5.0
     health_wait: float = 5.0
     vrrp: VrrpSettings | None = None
+    lvs: LvsSettings | None = None
 
 
 def _now() -> str:
@@ -90,21 +97,45 @@ class Agent:
         self._vrrp_started = False
         self._members_by_vrid: dict[int, set[Any]] = {}
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.mycat_reload: ManagerReload | None = None
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
         self.keepalived: KeepalivedProcess | None = None
         self.vrrp_sync: FileSync | None = None
         if settings.vrrp is not None:
             self._setup_vrrp(settings.vrrp)
+        # LVS-DR: realserver setup and the director's forwarding (see stackha/lvs/node.py).
+        self.lvs = LvsNode(settings.lvs) if settings.lvs is not None else None
         self._load_last_good()
 
     def _setup_vrrp(self, vrrp: VrrpSettings) -> None:
         self.keepalived = KeepalivedProcess(config=vrrp.conf_dir / "keepalived.conf",
-                                            run_dir=vrrp.run_dir)
+                                            run_dir=vrrp.run_dir,
+                                            on_exit=self._withdraw_stale_vips)
         self.vrrp_sync = FileSync(
             name="keepalived", target=vrrp.conf_dir,
             validate=lambda staging: config_test((staging / "keepalived.conf").read_text()),
             reload=self.keepalived.reload, modes=lambda _path: 0o644,
             managed_list=self.settings.state_dir / "keepalived.managed")
+
+    def _withdraw_stale_vips(self, code: int) -> None:
+        """A keepalived killed hard cannot delete its VIPs. Left on the interface they answer
+        ARP next to the new master's until the restart, so the supervisor takes them off
+        before restarting it; the restarted keepalived adds them back if it wins."""
+        spec = self._spec_of(self.applied) if self.applied is not None else None
+        vrrp = self.settings.vrrp
+        if spec is None or vrrp is None:
+            return
+        for group in spec.groups_of(self.settings.node):
+            device = NetlinkLoopback(vrrp.interface or group.interface)
+            try:
+                present = set(device.list())
+                for vip in group.vips:
+                    if (str(vip.ip), vip.network.prefixlen) in present:
+                        device.remove(str(vip.ip), vip.network.prefixlen)
+                        log.warning("event=stale_vip_withdrawn group=%s vip=%s exit_code=%d",
+                                    group.name, vip.ip, code)
+            except Exception as exc:  # pyroute2's NetlinkError is no OSError
+                log.error("event=stale_vip_withdraw_failed group=%s reason=%s", group.name, exc)
 
     # setup --------------------------------------------------------------------------------
     def _resource(self, role: str, settings: RoleSettings) -> FileSync:
@@ -126,9 +157,18 @@ class Agent:
                          for p in staging.rglob("*") if p.is_file()}
                 _, problems = validate_mycat(files)
                 return [str(p) for p in problems if p.is_error]
+            if settings.mycat_health is not None:
+                health = mysql_health(settings.mycat_health, settings.target)
+            if settings.mycat_manager is not None:
+                self.mycat_reload = ManagerReload(settings.mycat_manager, settings.target)
+        reload: Callable[[], str | None] | None = None
+        if role == "mycat" and self.mycat_reload is not None:
+            reload = self.mycat_reload
+        elif settings.reload:
+            reload = command_reload(list(settings.reload))
         return FileSync(
             name=role, target=settings.target, validate=validate,
-            reload=command_reload(list(settings.reload)) if settings.reload else None,
+            reload=reload,
             health=health, health_wait=self.settings.health_wait,
             settle=0.5 if role == "nginx" else 0.0,
             managed_list=self.settings.state_dir / f"{role}.managed",
@@ -193,6 +233,10 @@ class Agent:
                                           if (n := spec.node(m.node))}
                     for g in spec.vrrp_groups}
         self._start_vrrp()
+        if self.lvs is not None and self.applied is not None:
+            last_spec = self._spec_of(self.applied)
+            if last_spec is not None:
+                self.lvs.apply(last_spec, self.settings.node)
         self.store.add_listener(self.on_zk_state)
         self.store.start(wait=False)
         metrics.ZK_CONNECTED.set(0)
@@ -288,6 +332,8 @@ class Agent:
             resource = self.resources.get(role)
             if resource is None:
                 continue
+            if role == "mycat" and self.mycat_reload is not None:
+                self.mycat_reload.prepare(role_set)  # config or config_all, old vs new files
             result = resource.apply(role_set)
             metrics.RELOAD_SECONDS.labels(role=role).observe(result.reload_seconds)
             if not result.ok:
@@ -303,6 +349,8 @@ class Agent:
             return False
         self.applied = version
         self._save_last_good(version)
+        if self.lvs is not None:
+            self.lvs.apply(spec, self.settings.node)
         self.status = replace(self.status, applied_version=version.number, roles=spec.node(
             self.settings.node).roles, last_error="", last_error_time="")
         metrics.APPLIED_VERSION.set(version.number)
@@ -317,7 +365,8 @@ class Agent:
                                 notify_fifo=str(vrrp.run_dir / "keepalived.fifo"),
                                 script_user=vrrp.script_user,
                                 interface_override=vrrp.interface)
-        text = render_keepalived(spec, self.settings.node, options, number, vrrp.ipvs)
+        ipvs = vrrp.ipvs or (self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node))
+        text = render_keepalived(spec, self.settings.node, options, ipvs)
         result = self.vrrp_sync.apply({"keepalived.conf": text.encode()})
         if not result.ok:
             return result
@@ -369,6 +418,8 @@ class Agent:
             return
         previous = node_files(self.applied.bundle, spec, self.settings.node)
         for role in roles:
+            if role == "mycat" and self.mycat_reload is not None:
+                self.mycat_reload.prepare(previous.get(role, {}))
             self.resources[role].apply(previous.get(role, {}))
 
     def _fail(self, number: int, stage: str, reason: str,
@@ -429,6 +480,9 @@ class Agent:
         if self.keepalived is not None:
             # SIGTERM makes a master advertise priority 0: the backup takes over at once.
             self.keepalived.stop()
+        if self.lvs is not None:
+            # Only the health checks stop: VIPs, sysctls and forwarding stay in place.
+            self.lvs.stop()
         try:
             self.store.delete_status(self.settings.node)
             self.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..bundle import ROLE_PREFIXES, Bundle
+from ..mycat.myid import MYID_FILE, render_myid
 from ..spec import StackSpec
 
 
@@ -17,4 +18,9 @@ def node_files(bundle: Bundle, spec: StackSpec, node: str) -> dict[str, dict[str
     found = spec.node(node)
     if found is None:
         return {}
-    return {role: role_files(bundle, role) for role in found.roles if role in ROLE_PREFIXES}
+    files = {role: role_files(bundle, role) for role in found.roles if role in ROLE_PREFIXES}
+    myid = render_myid(spec, node)
+    if myid is not None and "mycat" in files:
+        # Per node: MyCat's ZooKeeper mode needs this node's own id next to the shared files.
+        files["mycat"][MYID_FILE] = myid
+    return files

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 MAX_VERSION_BYTES = 1_000_000
 """ZooKeeper refuses a znode or transaction near 1 MiB (jute.maxbuffer) and shows it only as
@@ -29,7 +29,8 @@ class ConfigStore(Protocol):
 
     def version_numbers(self) -> list[int]: ...
 
-    def publish(self, document: Callable[[int], bytes], expected: int | None) -> int: ...
+    def publish(self, document: Callable[[int], bytes], expected: int | None,
+                mycat: Any = None) -> int: ...
 
     def put_status(self, node: str, data: bytes) -> None: ...
 

@@ -40,6 +40,7 @@ from kazoo.security import (
 )
 
 from .base import MAX_VERSION_BYTES, ConcurrentChange, StoreError, VersionTooLarge
+from .mycatzk import MycatLayoutWrite, layout_acls, plan_layout
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,11 @@ class ZooKeeperStore:
             return []
         return sorted(n for n in (_parse_number(x.encode()) for x in names) if n)
 
-    def publish(self, document: Callable[[int], bytes], expected: int | None) -> int:
+    def publish(self, document: Callable[[int], bytes], expected: int | None,
+                mycat: MycatLayoutWrite | None = None) -> int:
         """Publish ``document(n)`` as version n = current + 1, if current is still ``expected``.
 
+        ``mycat``: MyCat's own layout, written in the same transaction (see store.mycatzk).
         Raises ConcurrentChange when another coordinator got there first.
         """
         try:
@@ -211,20 +214,35 @@ class ZooKeeperStore:
             raise VersionTooLarge(
                 f"version {number} is {len(payload)} bytes, over the {MAX_VERSION_BYTES} byte "
                 "limit of one ZooKeeper znode; nothing was written")
+        plan = None
+        if mycat is not None:
+            owner = self.identity.acl(Permissions.ALL) if self.identity else None
+            plan = plan_layout(self.client, mycat.target, mycat.layout,
+                               layout_acls(owner, mycat.target.readers))
+            if len(payload) + plan.size > MAX_VERSION_BYTES:
+                raise VersionTooLarge(
+                    f"version {number} ({len(payload)} bytes) and MyCat's ZooKeeper layout "
+                    f"({plan.size} bytes) exceed the {MAX_VERSION_BYTES} byte limit of one "
+                    "ZooKeeper transaction; nothing was written")
         acl = self.client.get_acls(self.current_path)[0]
         transaction = self.client.transaction()
         transaction.check(self.current_path, stat.version)
         transaction.create(f"{self.versions_path}/{_version_name(number)}", payload, acl=acl)
         transaction.set_data(self.current_path, str(number).encode(), version=stat.version)
+        for op in plan.ops if plan else ():
+            op(transaction)
         results = transaction.commit()
         failures = [r for r in results if isinstance(r, Exception)]
-        if any(isinstance(r, (BadVersionError, NodeExistsError)) for r in failures):
+        if any(isinstance(r, (BadVersionError, NodeExistsError, NoNodeError)) for r in failures):
             raise ConcurrentChange("another coordinator published at the same time")
         real = [r for r in failures if not isinstance(r, RolledBackError)]
         if real or failures:
             raise StoreError(f"publication of version {number} failed: "
                              f"{type((real or failures)[0]).__name__}")
         log.info("event=published version=%d bytes=%d", number, len(payload))
+        if plan is not None and mycat is not None:
+            log.info("event=mycat_layout_written base=%s written=%s deleted=%s", mycat.target.base,
+                     ",".join(plan.written) or "-", ",".join(plan.deleted) or "-")
         return number
 
     def watch_current(self, callback: Callable[[int | None], None]) -> None:

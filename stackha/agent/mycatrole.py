@@ -1,0 +1,141 @@
+"""How the agent reloads and checks MyCat: through its manager port and its SQL port.
+
+After the mycat role's files are written, ``ManagerReload`` sends ``reload @@config`` or
+``reload @@config_all``, whichever ``reload_kind`` says the change needs (config_all is
+retried with backoff while MyCat refuses it for open transactions). A failed reload makes
+``FileSync`` put the old files back and reload again, exactly as for nginx.
+
+Passwords never come from the command line: from a file when one is given, otherwise from
+the ``server.xml`` in MyCat's conf directory (the account's ``password`` property).
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..checks import check_mysql, check_tcp
+from ..mycat.manager import ManagerClient, ManagerError, reload_kind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MycatManagerSettings:
+    """Where MyCat's manager port is and which account reloads through it."""
+
+    host: str = "127.0.0.1"
+    port: int = 9066
+    user: str = ""
+    password_file: Path | None = None
+    retries: int = 5
+    backoff: float = 0.5
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class MycatHealthSettings:
+    """``stackha check mycat`` as the agent runs it after a reload: a login and ``select 1``
+    as ``user`` on the SQL port, or only a TCP connect without a user."""
+
+    host: str = "127.0.0.1"
+    port: int = 8066
+    user: str | None = None
+    password_file: Path | None = None
+    timeout: float = 1.0
+
+
+def password_from_server_xml(data: bytes, user: str) -> str | None:
+    """Pure: the ``password`` property of ``<user name=USER>`` in server.xml, if any."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None
+    for element in root:
+        if isinstance(element.tag, str) and element.tag == "user" \
+                and element.attrib.get("name") == user:
+            for prop in element:
+                if prop.tag == "property" and prop.attrib.get("name") == "password":
+                    return (prop.text or "").strip()
+    return None
+
+
+def _password(password_file: Path | None, conf_dir: Path, user: str) -> str | None:
+    if password_file is not None:
+        return password_file.read_text().strip()
+    server_xml = conf_dir / "server.xml"
+    return password_from_server_xml(server_xml.read_bytes(), user) \
+        if server_xml.is_file() else None
+
+
+class ManagerReload:
+    """A ``FileSync`` reload for MyCat; ``prepare`` is told the new files before they are
+    written, so the reload kind compares them with what MyCat has loaded now."""
+
+    def __init__(self, settings: MycatManagerSettings, conf_dir: Path) -> None:
+        self.settings = settings
+        self.conf_dir = conf_dir
+        self.kind: str | None = "config"
+        # The manager password as it was before the files changed: the running MyCat still
+        # checks logins against the old server.xml until the reload is done.
+        self._password: str | None = None
+
+    def prepare(self, new_files: Mapping[str, bytes]) -> None:
+        old_files: dict[str, bytes] = {}
+        for name in set(new_files) | {p.name for p in self.conf_dir.glob("*") if p.is_file()}:
+            path = self.conf_dir / name
+            if path.is_file():
+                old_files[name] = path.read_bytes()
+        self.kind = reload_kind(old_files, new_files, prefix="")
+        try:
+            self._password = _password(self.settings.password_file, self.conf_dir,
+                                       self.settings.user)
+        except OSError as exc:
+            log.warning("event=mycat_manager_password_unreadable reason=%r", str(exc))
+            self._password = None
+        log.info("event=mycat_reload_planned kind=%s", self.kind or "none")
+
+    def client(self) -> ManagerClient:
+        password = self._password
+        if password is None:
+            password = _password(self.settings.password_file, self.conf_dir,
+                                 self.settings.user) or ""
+        return ManagerClient(self.settings.host, self.settings.port, self.settings.user,
+                             password, timeout=self.settings.timeout)
+
+    def __call__(self) -> str | None:
+        if self.kind is None:
+            return None  # only comments or formatting changed: MyCat would see no difference
+        try:
+            client = self.client()
+            if self.kind == "config_all":
+                client.reload_config_all(self.settings.retries, self.settings.backoff)
+            else:
+                client.reload_config()
+        except ManagerError as exc:
+            return f"reload @@{self.kind} on {self.settings.host}:{self.settings.port}: " \
+                   f"{exc.message}"
+        except OSError as exc:
+            return f"reload @@{self.kind}: cannot read the manager password: {exc}"
+        return None
+
+
+def mysql_health(settings: MycatHealthSettings, conf_dir: Path) -> Callable[[], str | None]:
+    """The health check: None when MyCat takes a login and answers ``select 1``."""
+
+    def health() -> str | None:
+        if not settings.user:
+            return check_tcp(settings.host, settings.port, settings.timeout)
+        try:
+            password = _password(settings.password_file, conf_dir, settings.user)
+        except OSError as exc:
+            return f"cannot read the password of {settings.user}: {exc}"
+        if password is None:
+            return f"no password for {settings.user} (no --password-file, not in server.xml)"
+        return check_mysql(settings.host, settings.port, settings.user, password,
+                           settings.timeout)
+
+    return health

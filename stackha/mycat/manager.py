@@ -1,0 +1,219 @@
+"""What stackha does on MyCat's manager port (9066), and which reload a config change needs.
+
+The manager port speaks the MySQL protocol, so pymysql talks to it; the same client works
+against MyCat 1.6 and against mycat-standin (``stackha.standin``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+import pymysql
+import pymysql.connections
+
+logger = logging.getLogger(__name__)
+
+# Server-side errors have numbers below 2000; from 2000 on they are pymysql's own (CR_*),
+# meaning the manager port could not be reached or the connection broke.
+_CLIENT_ERRORS_FROM = 2000
+
+
+class ManagerError(Exception):
+    """A manager command failed; ``code`` is the MySQL error number when the server sent one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ManagerUnavailable(ManagerError):
+    """The manager port could not be reached, or the connection broke."""
+
+
+class ReloadRefused(ManagerError):
+    """``reload @@config_all`` was refused on every attempt; the server's last message."""
+
+    def __init__(self, message: str, code: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message, code)
+        self.attempts = attempts
+
+
+def _as_error(exc: pymysql.MySQLError, command: str) -> ManagerError:
+    args = exc.args
+    code = args[0] if args and isinstance(args[0], int) else None
+    message = str(args[1]) if len(args) >= 2 else str(exc)
+    if code is None or code >= _CLIENT_ERRORS_FROM or isinstance(exc, pymysql.InterfaceError):
+        return ManagerUnavailable(f"{command}: {message}", code)
+    return ManagerError(message, code)
+
+
+class ManagerClient:
+    """MyCat manager port commands; one short connection per command."""
+
+    def __init__(self, host: str, port: int, user: str, password: str,
+                 timeout: float = 5.0) -> None:
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.timeout = timeout
+
+    def _connect(self) -> pymysql.connections.Connection:
+        # autocommit=None and no init_command: the manager understands only its own commands,
+        # so nothing but the command itself should be sent.
+        return pymysql.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password,
+            connect_timeout=self.timeout, read_timeout=self.timeout,
+            write_timeout=self.timeout, autocommit=None, init_command=None,
+        )
+
+    def _run(self, command: str) -> list[dict[str, Any]]:
+        try:
+            conn = self._connect()
+        except pymysql.MySQLError as exc:
+            raise _as_error(exc, command) from exc
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(command)
+                if cursor.description is None:
+                    return []
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except pymysql.MySQLError as exc:
+            raise _as_error(exc, command) from exc
+        finally:
+            try:
+                conn.close()
+            except pymysql.MySQLError:
+                pass  # the command's outcome is known; a failed goodbye changes nothing
+
+    def heartbeat(self) -> list[dict[str, Any]]:
+        """``show @@heartbeat``: one dict per backend host; RS_CODE 1 means healthy."""
+        return self._run("show @@heartbeat")
+
+    def datasource(self) -> list[dict[str, Any]]:
+        """``show @@datasource``: one dict per dataNode and host."""
+        return self._run("show @@datasource")
+
+    def reload_config(self) -> None:
+        """``reload @@config``: users, schemas and rules; backend pools are kept."""
+        self._run("reload @@config")
+        logger.info("event=mycat_reload kind=config host=%s port=%d", self.host, self.port)
+
+    def reload_config_all(self, retries: int = 5, backoff: float = 0.5) -> None:
+        """``reload @@config_all``, retried while the server refuses it.
+
+        MyCat refuses it while a client is inside a transaction; waiting ``backoff``, then
+        twice that, and so on usually lets the transactions finish. Raises ``ReloadRefused``
+        with the server's message when every attempt was refused; an unreachable manager port
+        raises ``ManagerUnavailable`` at once.
+        """
+        attempts = retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run("reload @@config_all")
+            except ManagerUnavailable:
+                raise
+            except ManagerError as exc:
+                logger.warning("event=mycat_reload_refused kind=config_all attempt=%d of=%d "
+                               "error=%r", attempt, attempts, exc.message)
+                if attempt == attempts:
+                    raise ReloadRefused(exc.message, exc.code, attempts) from exc
+                time.sleep(backoff * 2 ** (attempt - 1))
+            else:
+                logger.info("event=mycat_reload kind=config_all host=%s port=%d attempt=%d",
+                            self.host, self.port, attempt)
+                return
+
+    def offline(self) -> None:
+        """``offline``: the SQL port stops answering pings and taking new logins."""
+        self._run("offline")
+        logger.info("event=mycat_offline host=%s port=%d", self.host, self.port)
+
+    def online(self) -> None:
+        """``online``: undo ``offline``."""
+        self._run("online")
+        logger.info("event=mycat_online host=%s port=%d", self.host, self.port)
+
+
+# --------------------------------------------------------------------------------------------
+# Which reload a change needs
+# --------------------------------------------------------------------------------------------
+
+_Canonical = tuple[str, tuple[tuple[str, str], ...], str, tuple[Any, ...]]
+# MyCat builds its backend pools from these; reload @@config leaves them as they were.
+_BACKEND_ELEMENTS = ("dataHost", "dataNode")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _canonical(elem: ET.Element) -> _Canonical:
+    """An element without comments, formatting or attribute order: what MyCat sees of it."""
+    children = tuple(_canonical(c) for c in elem if isinstance(c.tag, str))
+    return (_local(elem.tag), tuple(sorted(elem.attrib.items())), (elem.text or "").strip(),
+            children)
+
+
+def _canonical_document(root: ET.Element) -> _Canonical:
+    # MyCat keys the top-level elements (schema, dataNode, dataHost, user, tableRule,
+    # function) by name, so their order does not matter; below them it can (writeHost order).
+    children = tuple(sorted(_canonical(c) for c in root if isinstance(c.tag, str)))
+    return (_local(root.tag), tuple(sorted(root.attrib.items())), (root.text or "").strip(),
+            children)
+
+
+def _parse(data: bytes | None) -> ET.Element | None:
+    if data is None:
+        return None
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError:
+        return None
+
+
+def _backend_elements(root: ET.Element) -> list[_Canonical]:
+    # Sorted: MyCat finds dataHosts and dataNodes by name, so their order does not matter.
+    return sorted(_canonical(c) for c in root
+                  if isinstance(c.tag, str) and _local(c.tag) in _BACKEND_ELEMENTS)
+
+
+def _same_content(old: bytes | None, new: bytes | None, name: str) -> bool:
+    if old == new:
+        return True
+    if not name.endswith(".xml"):
+        return False
+    old_root, new_root = _parse(old), _parse(new)
+    return old_root is not None and new_root is not None and \
+        _canonical_document(old_root) == _canonical_document(new_root)
+
+
+def reload_kind(old_files: Mapping[str, bytes], new_files: Mapping[str, bytes],
+                prefix: str = "mycat/") -> str | None:
+    """Which manager reload makes MyCat take ``new_files`` after ``old_files``.
+
+    Only paths under ``prefix`` count. None: nothing MyCat reads changed (XML files are
+    compared without comments, whitespace and attribute order). "config_all": a dataHost or
+    dataNode element of schema.xml changed, appeared or went away, or schema.xml itself did
+    or cannot be parsed. "config": anything else changed (users, schemas, tables, rules, ...).
+    """
+    names = sorted({n for n in (*old_files, *new_files) if n.startswith(prefix)})
+    changed = [n for n in names
+               if not _same_content(old_files.get(n), new_files.get(n), n[len(prefix):])]
+    if not changed:
+        return None
+    schema_name = f"{prefix}schema.xml"
+    if schema_name in changed:
+        old_root = _parse(old_files.get(schema_name))
+        new_root = _parse(new_files.get(schema_name))
+        if old_root is None or new_root is None:
+            return "config_all"
+        if _backend_elements(old_root) != _backend_elements(new_root):
+            return "config_all"
+    return "config"

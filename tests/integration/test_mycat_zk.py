@@ -1,0 +1,291 @@
+"""MyCat's own ZooKeeper layout and the mycat agent, against a real ZooKeeper, a real
+MariaDB and mycat-standin (the stand-in, not MyCat itself)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from stackha.cli import main
+from stackha.mycat.zklayout import to_json
+from tests.conftest import COORDINATOR
+from tests.integration.agentlab import node_status, wait_for
+from tests.integration.test_mycat_standin import (  # noqa: F401 (fixture)
+    ROOT,
+    MariaDB,
+    _accepts,
+    _free_port,
+    mariadb,
+)
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = ROOT / "tests/unit/golden/mycat_zk_layout.json"
+
+
+def _cluster_id(configs: Path, readers: str = "") -> str:
+    """A MyCat cluster of this test's own, so tests never share /mycat/<id>."""
+    cluster_id = f"mc-{uuid.uuid4().hex[:8]}"
+    spec = configs / "stackha.yaml"
+    text = spec.read_text().replace("cluster_id: mycat-cluster-1", f"cluster_id: {cluster_id}")
+    if readers:
+        text = text.replace("  root: /mycat\n", f"  root: /mycat\n  readers: [{readers}]\n")
+    spec.write_text(text)
+    return cluster_id
+
+
+def _client(zookeeper, credential: str | None = COORDINATOR) -> KazooClient:
+    client = KazooClient(hosts=zookeeper.hosts,
+                         auth_data=[("digest", credential)] if credential else None)
+    client.start(timeout=10)
+    return client
+
+
+def _push(configs: Path) -> int:
+    return main(["push-config", "--configs", str(configs)])
+
+
+def test_push_config_writes_mycat_layout_as_golden(configs, zookeeper, capsys):
+    base = f"/mycat/{_cluster_id(configs)}"
+    assert _push(configs) == 0
+    golden = json.loads(GOLDEN.read_text())
+    coordinator, anonymous = _client(zookeeper), _client(zookeeper, None)
+    try:
+        for entry in golden:
+            path = f"{base}/{entry['path']}" if entry["path"] else base
+            data, _ = coordinator.get(path)
+            expected = entry["text"].encode() if "text" in entry else to_json(entry["json"])
+            assert data == expected, path
+        assert coordinator.exists(f"{base}/confInitialized") is not None
+        for directory in ("line", "command", "bindata", "lock", "sequences/leader"):
+            assert coordinator.exists(f"{base}/{directory}") is not None, directory
+        # Default readers are the mycat nodes' addresses: loopback is not one of them.
+        with pytest.raises(NoAuthError):
+            anonymous.get(f"{base}/server/user")
+        schema_stat = coordinator.exists(f"{base}/schema/schema")
+        # Only what changed is written again (MyCat reloads on every schema/* write).
+        (configs / "nginx/html/index.html").write_text("unrelated change\n")
+        assert _push(configs) == 0
+        assert coordinator.exists(f"{base}/schema/schema").version == schema_stat.version
+        server = configs / "mycat/server.xml"
+        server.write_text(server.read_text().replace("app_pw", "app_pw2"))
+        assert _push(configs) == 0
+        users = json.loads(coordinator.get(f"{base}/server/user")[0])
+        assert users[0]["property"][0] == {"value": "app_pw2", "name": "password"}
+        assert coordinator.exists(f"{base}/schema/schema").version == schema_stat.version
+        # Rollback restores MyCat's layout along with the version.
+        assert main(["config", "rollback", "1", "--configs", str(configs)]) == 0
+        users = json.loads(coordinator.get(f"{base}/server/user")[0])
+        assert users[0]["property"][0] == {"value": "app_pw", "name": "password"}
+    finally:
+        coordinator.stop()
+        anonymous.stop()
+
+
+def test_readers_may_read_but_not_change_the_layout(configs, zookeeper):
+    base = f"/mycat/{_cluster_id(configs, readers='127.0.0.1')}"
+    assert _push(configs) == 0
+    anonymous = _client(zookeeper, None)
+    try:
+        assert b"app_pw" in anonymous.get(f"{base}/server/user")[0]
+        with pytest.raises(NoAuthError):
+            anonymous.set(f"{base}/server/user", b"[]")
+        with pytest.raises(NoAuthError):
+            anonymous.delete(f"{base}/confInitialized")
+        # What MyCat does at run time: announce itself under line/, take locks.
+        anonymous.create(f"{base}/line/mycat1", b"", ephemeral=True)
+        anonymous.create(f"{base}/lock/confInit.lock", b"")
+    finally:
+        anonymous.stop()
+
+
+def test_layout_warnings_are_reported_at_push_time(configs, capsys):
+    _cluster_id(configs)
+    server = configs / "mycat/server.xml"
+    server.write_text(server.read_text().replace(
+        '<user name="report">', '<user name="report" defaultAccount="true">'))
+    assert _push(configs) == 0
+    err = capsys.readouterr().err
+    where = re.escape(f"{configs}/mycat/server.xml")
+    assert re.search(rf"warning: {where}: user\[name=report\]: attribute "
+                     r"defaultAccount=\"true\": MyCat's ZooKeeper format has no place", err), err
+
+
+def test_reload_zk_creates_command_nodes_in_one_step(configs, zookeeper, capsys):
+    base = f"/mycat/{_cluster_id(configs)}"
+    assert _push(configs) == 0
+    assert main(["mycat", "reload-zk", "--node", "mycat2", "--configs", str(configs)]) == 0
+    coordinator = _client(zookeeper)
+    try:
+        data, first = coordinator.get(f"{base}/command/mycat2")
+        assert data == b"zk reload_from_zk"
+        assert coordinator.get_children(f"{base}/command") == ["mycat2"]
+        # A stale command (MyCat never picked it up) is replaced: a new creation MyCat sees.
+        assert main(["mycat", "reload-zk", "--all", "--configs", str(configs)]) == 0
+        assert sorted(coordinator.get_children(f"{base}/command")) == ["mycat1", "mycat2",
+                                                                      "mycat3"]
+        data, second = coordinator.get(f"{base}/command/mycat2")
+        assert data == b"zk reload_from_zk" and second.czxid > first.czxid
+    finally:
+        coordinator.stop()
+    capsys.readouterr()
+    assert main(["mycat", "reload-zk", "--node", "nginx1", "--configs", str(configs)]) == 1
+    assert "'nginx1' is not a mycat node" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# The agent on a mycat node
+
+
+class MycatNode:
+    """mycat-standin serving the agent's target directory, and the agent for node mycat1."""
+
+    def __init__(self, root: Path, configs: Path, zk_hosts: str) -> None:
+        self.root, self.configs, self.zk_hosts = root, configs, zk_hosts
+        self.conf = root / "conf"
+        self.port, self.manager_port = _free_port(), _free_port()
+        self.standin: subprocess.Popen[bytes] | None = None
+        self.agent: subprocess.Popen[bytes] | None = None
+
+    def start_standin(self) -> None:
+        self.conf.mkdir(parents=True, exist_ok=True)
+        for name in ("server.xml", "schema.xml", "rule.xml"):
+            shutil.copy(self.configs / "mycat" / name, self.conf / name)
+        with (self.root / "standin.log").open("ab") as out:
+            self.standin = subprocess.Popen(
+                [sys.executable, "-m", "stackha.standin", "--conf", str(self.conf), "--host",
+                 "127.0.0.1", "--port", str(self.port), "--manager-port",
+                 str(self.manager_port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: _accepts_quietly(self.port) and _accepts_quietly(self.manager_port),
+                 20, "mycat-standin")
+
+    def start_agent(self) -> None:
+        with (self.root / "agent.log").open("ab") as out:
+            self.agent = subprocess.Popen(
+                [sys.executable, "-m", "stackha", "agent", "--node", "mycat1",
+                 "--configs", str(self.configs), "--zk", self.zk_hosts,
+                 "--state-dir", str(self.root / "state"), "--mycat-dir", str(self.conf),
+                 "--mycat-manager", f"127.0.0.1:{self.manager_port}",
+                 "--mycat-manager-user", "report", "--mycat-health",
+                 "--heartbeat", "0.5", "--health-wait", "3"],
+                stdout=out, stderr=subprocess.STDOUT)
+
+    def login(self, password: str) -> None:
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="app", password=password,
+                               connect_timeout=5, read_timeout=10)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select 1")
+                assert cur.fetchall() == ((1,),)
+        finally:
+            conn.close()
+
+    def log(self, which: str) -> str:
+        path = self.root / f"{which}.log"
+        return path.read_text() if path.exists() else ""
+
+    def close(self) -> None:
+        for proc in (self.agent, self.standin):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _accepts_quietly(port: int) -> bool:
+    try:
+        return _accepts(port)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def mycat_node(tmp_path, configs, zookeeper, mariadb: MariaDB) -> Iterator[MycatNode]:  # noqa: F811
+    _cluster_id(configs)
+    schema = configs / "mycat/schema.xml"
+    schema.write_text(schema.read_text().replace("10.77.0.30:3306", f"127.0.0.1:{mariadb.port}"))
+    node = MycatNode(tmp_path / "mycat1", configs, zookeeper.hosts)
+    spec = configs / "stackha.yaml"
+    spec.write_text(spec.read_text().replace("mycat: {port: 8066,", f"mycat: {{port: {node.port},"))
+    node.root.mkdir()
+    node.start_standin()
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def _applied(configs: Path, zookeeper, number: int) -> bool:
+    status = node_status(configs, zookeeper.hosts, "mycat1")
+    return bool(status) and status["applied_version"] == number
+
+
+def test_agent_reloads_mycat_and_a_pushed_password_change_takes_effect(mycat_node, configs,
+                                                                       zookeeper):
+    assert _push(configs) == 0
+    mycat_node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), 30, "mycat1 to apply version 1")
+    myid = (mycat_node.conf / "myid.properties").read_text()
+    assert "loadZk=true" in myid and "myid=mycat1" in myid
+    assert (mycat_node.conf / "server.xml").read_bytes() == \
+        (configs / "mycat/server.xml").read_bytes()
+    mycat_node.login("app_pw")
+
+    server = configs / "mycat/server.xml"
+    server.write_text(server.read_text().replace(">app_pw<", ">rotated_pw<"))
+    assert _push(configs) == 0
+    wait_for(lambda: _applied(configs, zookeeper, 2), 30, "mycat1 to apply version 2")
+    mycat_node.login("rotated_pw")
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        mycat_node.login("app_pw")
+    assert refused.value.args[0] == 1045
+    assert "command='reload @@config' result=ok" in mycat_node.log("standin")
+    assert "event=mycat_reload_planned kind=config" in mycat_node.log("agent")
+
+    # A dataHost change needs the full reload.
+    schema = configs / "mycat/schema.xml"
+    schema.write_text(schema.read_text().replace('maxCon="100"', 'maxCon="120"'))
+    assert _push(configs) == 0
+    wait_for(lambda: _applied(configs, zookeeper, 3), 30, "mycat1 to apply version 3")
+    assert "command='reload @@config_all' result=ok" in mycat_node.log("standin")
+
+    # Drain and undrain through the manager port.
+    password_file = mycat_node.root / "report.pw"
+    password_file.write_text("report_pw\n")
+    manager = ["--configs", str(configs), "--manager-port", str(mycat_node.manager_port),
+               "--user", "report", "--password-file", str(password_file)]
+    assert main(["mycat", "offline", *manager]) == 0
+    with pytest.raises(pymysql.err.OperationalError):
+        mycat_node.login("rotated_pw")
+    assert main(["mycat", "online", *manager]) == 0
+    mycat_node.login("rotated_pw")
+
+    # With the manager port gone the reload fails: the old files come back, the version is
+    # reported rejected, and MyCat keeps serving what it had.
+    assert mycat_node.standin is not None
+    mycat_node.standin.send_signal(signal.SIGTERM)
+    mycat_node.standin.wait(timeout=20)
+    server.write_text(server.read_text().replace(">rotated_pw<", ">third_pw<"))
+    assert _push(configs) == 0
+
+    def rejected() -> bool:
+        status = node_status(configs, zookeeper.hosts, "mycat1")
+        return bool(status) and "version 4 rolled back at reload" in status["last_error"]
+
+    wait_for(rejected, 30, "version 4 to be rolled back")
+    assert b">rotated_pw<" in (mycat_node.conf / "server.xml").read_bytes()
