@@ -1,0 +1,167 @@
+"""Pure: ``stackha lvs status`` from what the kernel holds, in the spirit of ``ipvsadm -L -n``.
+
+For nftables the live table (``nft -j list table``) says which MAC takes how many hash slots
+(the weight column) and how many packets were forwarded; the director's state file adds names,
+addresses and health. For IPVS, ``/proc/net/ip_vs`` is read as is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Real:
+    address: str
+    port: int
+    weight: int
+    health: str = "?"
+    name: str = "?"
+    mac: str = ""
+    forward: str = "Route"
+
+
+@dataclass(frozen=True)
+class Virtual:
+    engine: str
+    vip: str
+    port: int
+    scheduler: str
+    protocol: str = "TCP"
+    detail: str = ""
+    reals: tuple[Real, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class LiveRule:
+    vip: str
+    port: int
+    device: str
+    hashing: str
+    packets: int
+    slots: dict[str, int]
+
+
+def _jhash(expr: Any) -> dict[str, Any] | None:
+    """Find the jhash of ``ether daddr set jhash ... map {...}`` in a rule's expressions."""
+    for item in expr:
+        value = item.get("mangle", {}).get("value") if isinstance(item, dict) else None
+        mapping = value.get("map") if isinstance(value, dict) else None
+        if isinstance(mapping, dict) and "jhash" in mapping.get("key", {}):
+            return mapping
+    return None
+
+
+def parse_live_table(document: dict[str, Any] | None) -> list[LiveRule]:
+    rules = []
+    for entry in (document or {}).get("nftables", []):
+        rule = entry.get("rule") if isinstance(entry, dict) else None
+        comment = (rule or {}).get("comment", "")
+        if not comment.startswith("stackha "):
+            continue
+        vip, _, port = comment.split(" ", 1)[1].rpartition(":")
+        expr = rule.get("expr", [])
+        mapping = _jhash(expr)
+        if mapping is None or not port.isdigit():
+            continue
+        hashed = mapping["key"]["jhash"].get("expr", {})
+        hashing = "connection" if "concat" in hashed else "source"
+        slots = Counter(str(pair[1]).lower() for pair in mapping.get("data", {}).get("set", []))
+        packets = next((e["counter"].get("packets", 0) for e in expr
+                        if isinstance(e, dict) and "counter" in e), 0)
+        device = next((e["fwd"].get("dev", "") for e in expr
+                       if isinstance(e, dict) and "fwd" in e), "")
+        rules.append(LiveRule(vip, int(port), str(device), hashing, int(packets), dict(slots)))
+    return rules
+
+
+def nft_view(rules: list[LiveRule], state: dict[str, Any] | None) -> list[Virtual]:
+    """Live rules joined with the director's state file; services without a live rule (no
+    healthy realserver) still show, with weight 0 everywhere."""
+    by_key = {(r.vip, r.port): r for r in rules}
+    views = []
+    seen = set()
+    for service in (state or {}).get("services", []):
+        key = (service["vip"], int(service["port"]))
+        seen.add(key)
+        live = by_key.get(key)
+        slots = dict(live.slots) if live else {}
+        reals = []
+        for row in service.get("realservers", []):
+            mac = (row.get("mac") or "").lower()
+            health = "up" if row.get("healthy") else f"down ({row.get('reason') or '?'})"
+            reals.append(Real(row["address"], key[1], slots.pop(mac, 0) if mac else 0,
+                              health, row["name"], mac))
+        reals += [Real("?", key[1], count, "?", "?", mac) for mac, count in slots.items()]
+        views.append(_nft_virtual(key, live, reals))
+    for key, live in by_key.items():
+        if key not in seen:
+            reals = [Real("?", key[1], count, "?", "?", mac) for mac, count in live.slots.items()]
+            views.append(_nft_virtual(key, live, reals))
+    return views
+
+
+def _nft_virtual(key: tuple[str, int], live: LiveRule | None, reals: list[Real]) -> Virtual:
+    if live is None:
+        detail = "not forwarding (no healthy realserver)"
+        scheduler = "-"
+    else:
+        detail = f"dev {live.device} packets {live.packets}"
+        scheduler = "hash(" + ("saddr" if live.hashing == "source" else "conn") + ")"
+    return Virtual("nftables", key[0], key[1], scheduler, detail=detail, reals=tuple(reals))
+
+
+def _hex_endpoint(text: str) -> tuple[str, int]:
+    address, _, port = text.partition(":")
+    return str(ipaddress.IPv4Address(int(address, 16))), int(port, 16)
+
+
+def parse_proc_ip_vs(text: str) -> list[Virtual]:
+    """``/proc/net/ip_vs``: hex ``ADDR:PORT`` per virtual service, ``->`` lines per real."""
+    views: list[Virtual] = []
+    current: dict[str, Any] | None = None
+    reals: list[Real] = []
+
+    def close() -> None:
+        if current is not None:
+            views.append(Virtual("ipvs", reals=tuple(reals), **current))
+
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] in ("TCP", "UDP", "SCTP") and ":" in parts[1]:
+            close()
+            vip, port = _hex_endpoint(parts[1])
+            current = {"vip": vip, "port": port, "protocol": parts[0], "scheduler": parts[2],
+                       "detail": " ".join(parts[3:])}
+            reals = []
+        elif len(parts) >= 4 and parts[0] == "->" and current is not None:
+            try:
+                address, port = _hex_endpoint(parts[1])
+            except ValueError:
+                continue  # the column header line
+            reals.append(Real(address, port, int(parts[3]), "up" if int(parts[3]) else "-",
+                              forward=parts[2]))
+    close()
+    return views
+
+
+def render_table(views: list[Virtual]) -> str:
+    lines = ["Prot LocalAddress:Port Scheduler Flags",
+             "  -> RemoteAddress:Port           Forward Weight Health           Name      MAC"]
+    for view in views:
+        lines.append(f"{view.protocol:<4} {view.vip}:{view.port} {view.scheduler} "
+                     f"[{view.engine}] {view.detail}".rstrip())
+        for real in view.reals:
+            endpoint = f"{real.address}:{real.port}"
+            lines.append(f"  -> {endpoint:<27} {real.forward:<7} {real.weight:<6} "
+                         f"{real.health:<16} {real.name:<9} {real.mac}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def as_json(views: list[Virtual]) -> list[dict[str, Any]]:
+    return [{"engine": v.engine, "protocol": v.protocol, "vip": v.vip, "port": v.port,
+             "scheduler": v.scheduler, "detail": v.detail,
+             "realservers": [r.__dict__ for r in v.reals]} for v in views]

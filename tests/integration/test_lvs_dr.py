@@ -1,0 +1,236 @@
+"""LVS-DR with the nftables engine on the real kernel, driven by the agents.
+
+One lab for the module (ZooKeeper, two directors with keepalived, three realservers, a
+client); tests run in file order, each putting back what it changed, and the director
+failover comes last. The ipvs engine's rendering is checked with `keepalived --config-test`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stackha.keepalived.process import config_test
+from stackha.keepalived.render import RenderOptions, render_keepalived
+from stackha.spec import parse_spec
+from tests.conftest import AGENT, COORDINATOR, EXAMPLE_CONFIGS
+from tests.integration.lvslab import (
+    CHECK_INTERVAL,
+    CHECK_TIMEOUT,
+    DIRECTORS,
+    REALSERVERS,
+    VIP,
+    Capture,
+    LvsLab,
+    source_macs,
+)
+from tests.integration.netlab import NetLab, in_ns, run, wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
+    pytest.mark.skipif(any(shutil.which(t) is None for t in
+                           ("nft", "keepalived", "arping", "tcpdump", "ip")),
+                       reason="needs nft, keepalived, arping, tcpdump and ip"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STACKHA_COORDINATOR_CREDENTIAL", COORDINATOR)
+        env.setenv("STACKHA_AGENT_CREDENTIAL", AGENT)
+        lab = LvsLab(tmp_path_factory.mktemp("lvs"))
+        try:
+            lab.setup()
+            wait_until(lambda: lab.holder() == "director1", 40, what="director1 to hold VIP")
+            for director in DIRECTORS:
+                wait_until(lambda d=director: lab.forwards_to(d, REALSERVERS), 30,
+                           what=f"{director} to forward to all realservers")
+            for name in REALSERVERS:
+                wait_until(lambda n=name: VIP in lab.stackha(
+                    n, "realserver", "status", "--vip", VIP, "--interface", "eth0",
+                    "--state-dir", str(lab.node_dir(n) / "state")).stdout, 20,
+                    what=f"{name} realserver status")
+            yield lab
+        finally:
+            lab.teardown()
+
+
+def realserver_status(lab: LvsLab, name: str):
+    return lab.stackha(name, "realserver", "status", "--vip", VIP,
+                       "--state-dir", str(lab.node_dir(name) / "state"))
+
+
+def test_agent_sets_up_every_realserver(lab):
+    for name in REALSERVERS:
+        done = realserver_status(lab, name)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("present") == 5
+        assert "different" not in done.stdout and "missing" not in done.stdout
+
+
+def set_arp_ignore(lab: LvsLab, name: str, value: str) -> None:
+    for where in ("all", "eth0"):
+        in_ns(lab.hosts[name].ns, "sh", "-c",
+              f"echo {value} > /proc/sys/net/ipv4/conf/{where}/arp_ignore")
+
+
+def only_the_active_director_answers(lab: LvsLab) -> bool:
+    holder = lab.holder()
+    return holder is not None and lab.arp_replies() == {lab.mac(holder)}
+
+
+def test_only_the_active_director_answers_arp_for_the_vip(lab):
+    wait_until(lambda: only_the_active_director_answers(lab), 20,
+               what="ARP answered by the VRRP master alone")
+    try:
+        # Without suppression every realserver answers for the VIP it holds on lo.
+        for name in REALSERVERS:
+            set_arp_ignore(lab, name, "0")
+        unsuppressed = lab.arp_replies(3)
+        assert {lab.mac(n) for n in REALSERVERS} <= unsuppressed
+        drift = realserver_status(lab, "mycat1")
+        assert drift.returncode == 1 and "different" in drift.stdout
+    finally:
+        for name in REALSERVERS:
+            done = lab.stackha(name, "realserver", "start", "--vip", VIP, "--interface", "eth0",
+                               "--state-dir", str(lab.node_dir(name) / "state"))
+            assert done.returncode == 0, done.stderr
+    wait_until(lambda: only_the_active_director_answers(lab), 20,
+               what="ARP answered by the VRRP master alone again")
+    assert realserver_status(lab, "mycat1").returncode == 0
+
+
+def test_connections_reach_the_realservers_and_replies_bypass_the_director(lab):
+    realserver_macs = {lab.mac(n) for n in REALSERVERS}
+    director_macs = {lab.mac(d) for d in DIRECTORS}
+    packets_before = lab.packets()
+    replies = f"src host {VIP} and tcp src port 8066"
+    at_directors = [Capture(lab.hosts[d], replies) for d in DIRECTORS]
+    at_client = Capture(lab.client, replies)
+    answers = lab.connect(30)
+    replies_at_directors = [line for c in at_directors for line in c.stop()]
+    replies_at_client = at_client.stop()
+    assert "ERR" not in " ".join(answers), answers
+    assert set(answers) == set(REALSERVERS), answers  # hashing spreads 30 connections
+    # The replies come from the VIP but carry a realserver's MAC, never a director's ...
+    assert replies_at_client
+    assert source_macs(replies_at_client) <= realserver_macs
+    assert not source_macs(replies_at_client) & director_macs
+    # ... and no director sees them, while the ingress rule counted the requests.
+    assert replies_at_directors == []
+    assert lab.packets() > packets_before
+
+
+def test_lvs_status_shows_services_realservers_weights_and_health(lab):
+    done = lab.stackha("director1", "lvs", "status", "--state-dir",
+                       str(lab.node_dir("director1") / "state"))
+    assert done.returncode == 0, done.stderr
+    assert f"TCP  {VIP}:8066 hash(conn) [nftables] dev eth0 packets" in done.stdout
+    for name, octet in (("mycat1", 31), ("mycat2", 32), ("mycat3", 33)):
+        line = next(x for x in done.stdout.splitlines() if f" {name} " in x)
+        assert f"-> 10.99.0.{octet}:8066" in line and " 40 " in line and " up " in line
+
+
+def test_a_stopped_realserver_leaves_the_set_and_returns_when_healthy(lab):
+    lab.stop_server("mycat2")
+    stopped = time.monotonic()
+    wait_until(lambda: lab.forwards_to("director1", ("mycat1", "mycat3")), 10,
+               interval=0.02, what="mycat2 to leave director1's set")
+    took = time.monotonic() - stopped
+    # one check round (fall 1), plus the probe's own timeout and nft's run time
+    assert took < CHECK_INTERVAL + CHECK_TIMEOUT + 0.5, took
+    wait_until(lambda: lab.forwards_to("director2", ("mycat1", "mycat3")), 5,
+               what="mycat2 to leave director2's set")
+    answers = lab.connect(30)
+    assert "ERR" not in " ".join(answers), answers
+    assert set(answers) == {"mycat1", "mycat3"}
+    assert "event=realserver_down service=10.99.0.200:8066 realserver=mycat2" in \
+        lab.log("director1")
+    lab.start_server("mycat2")
+    wait_until(lambda: lab.forwards_to("director1", REALSERVERS), 10,
+               what="mycat2 back in director1's set")
+    wait_until(lambda: lab.forwards_to("director2", REALSERVERS), 5,
+               what="mycat2 back in director2's set")
+    assert "mycat2" in lab.connect(30)
+
+
+def test_persistence_keeps_a_client_on_one_realserver(lab):
+    lab.push(persistence=300)
+    wait_until(lambda: (rule := lab.live("director1")) and rule.hashing == "source", 20,
+               what="director1 to hash on the source address")
+    try:
+        answers = lab.connect(20)
+        assert "ERR" not in " ".join(answers), answers
+        assert len(set(answers)) == 1, answers
+    finally:
+        lab.push(persistence=0)
+        wait_until(lambda: (rule := lab.live("director1")) and rule.hashing == "connection",
+                   20, what="director1 back to hashing connections")
+
+
+def test_stopping_an_agent_leaves_the_realserver_in_place(lab):
+    lab.kill_agent("mycat3", signal.SIGTERM)
+    try:
+        assert realserver_status(lab, "mycat3").returncode == 0
+        assert "event=stopping" in lab.log("mycat3")
+    finally:
+        lab.start_agent("mycat3")
+
+
+def test_the_backup_director_takes_over_when_the_active_one_dies(lab):
+    wait_until(lambda: lab.holder() == "director1", 20, what="director1 to be the master")
+    # A crash: agent and keepalived die at once and the node drops off the network (a killed
+    # keepalived leaves its VIP behind on eth0, as a dead machine's would be).
+    lab.kill_agent("director1")
+    lab.kill_keepalived("director1")
+    run("ip", "-n", lab.hosts["director1"].ns, "link", "set", "eth0", "down")
+    wait_until(lambda: VIP in lab.hosts["director2"].addresses(), 10,
+               what="director2 to take the VIP")
+    wait_until(lambda: lab.client.neighbour_mac(VIP) == lab.mac("director2"), 10,
+               what="client to learn director2's MAC")
+    before = lab.live("director2").packets
+    answers = lab.connect(20)
+    assert "ERR" not in " ".join(answers), answers
+    assert set(answers) <= set(REALSERVERS) and len(set(answers)) > 1
+    assert lab.live("director2").packets > before
+    # The dead director's forwarding table outlives its agent.
+    assert lab.forwards_to("director1", REALSERVERS)
+
+
+@pytest.fixture
+def eth0_namespace(tmp_path):
+    """keepalived checks that the interface exists: give it an eth0 whatever the host has."""
+    net = NetLab(tmp_path)
+    net.create()
+    host = net.add_host("kt", 2)
+    yield ("ip", "netns", "exec", host.ns, "keepalived")
+    net.destroy()
+
+
+def root_owned_stackha() -> str:
+    """keepalived refuses check scripts on a path a non-root user could write."""
+    wrapper = Path("/usr/local/libexec/stackha-test/stackha-lvs")
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m stackha "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.parametrize("check", ["mycat", "tcp"])
+def test_ipvs_rendering_passes_keepalived_config_test(eth0_namespace, check):
+    text = (EXAMPLE_CONFIGS / "stackha.yaml").read_text().replace("check: mycat",
+                                                                  f"check: {check}")
+    spec, problems = parse_spec(text.replace("persistence_timeout: 0", "persistence_timeout: 60"))
+    assert spec is not None, problems
+    conf = render_keepalived(spec, "director1", RenderOptions(stackha_command=root_owned_stackha()),
+                             ipvs=True)
+    assert "lb_kind DR" in conf and ("MISC_CHECK" if check == "mycat" else "TCP_CHECK") in conf
+    assert config_test(conf, eth0_namespace) == []
