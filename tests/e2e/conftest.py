@@ -1,0 +1,113 @@
+"""The compose lab, brought up once for the e2e tests (`make e2e`, or STACKHA_E2E=1).
+
+If the lab is already up (every agent ready at the current version) it is used as it is and
+left running; otherwise `stackha up` starts it and the last test takes it down again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from stackha.compose.secrets import load_lab_credentials
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = ROOT / "compose"
+UP_TIMEOUT = 900
+
+pytestmark = pytest.mark.e2e
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("STACKHA_E2E") == "1":
+        return
+    skip = pytest.mark.skip(reason="e2e: needs the docker compose lab; run `make e2e` "
+                                   "(or set STACKHA_E2E=1)")
+    for item in items:
+        if "tests/e2e" in str(item.fspath):
+            item.add_marker(skip)
+
+
+def stackha(*args: str, timeout: float = 120, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "stackha", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"stackha {' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout}\n{done.stderr}")
+    return done
+
+
+def status() -> dict:
+    return json.loads(stackha("status", "--json", "--containers").stdout)
+
+
+def lab_ready() -> bool:
+    try:
+        doc = status()
+    except (AssertionError, json.JSONDecodeError):
+        return False
+    current = doc["current_version"]
+    return current is not None and all(
+        n["reporting"] and n["applied_version"] == current
+        and all(v == "ok" for v in n["health"].values()) for n in doc["nodes"])
+
+
+def wait_until(what: str, check, timeout: float = 60, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}: last {last!r}")
+
+
+@dataclass
+class Lab:
+    started_here: bool
+    down_done: bool = False
+    docker: object = field(default=None)
+
+    def container(self, service: str):
+        [found] = self.docker.containers.list(  # type: ignore[attr-defined]
+            all=True, filters={"label": ["com.docker.compose.project=stackha",
+                                         f"com.docker.compose.service={service}"]})
+        return found
+
+    def master_of(self, group: str) -> str:
+        masters = [n["node"] for n in status()["nodes"] if n["vrrp"].get(group) == "MASTER"]
+        assert len(masters) == 1, f"group {group}: masters {masters}"
+        return masters[0]
+
+    def restart(self, service: str) -> None:
+        self.container(service).start()
+        wait_until("every agent ready again", lab_ready, timeout=120, interval=1)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    import docker
+
+    os.environ.update(load_lab_credentials(COMPOSE_DIR / ".stackha"))
+    started_here = not lab_ready()
+    if started_here:
+        done = stackha("up", timeout=UP_TIMEOUT, check=False)
+        sys.stderr.write(done.stdout)
+        assert done.returncode == 0, f"stackha up failed:\n{done.stdout}\n{done.stderr}"
+        os.environ.update(load_lab_credentials(COMPOSE_DIR / ".stackha"))
+    handle = Lab(started_here, docker=docker.from_env())
+    yield handle
+    if started_here and not handle.down_done:
+        stackha("down", "--volumes", timeout=300)

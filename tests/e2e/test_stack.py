@@ -1,0 +1,152 @@
+"""End to end against the compose lab: VIPs, failover, configuration pushes, teardown.
+
+Traffic goes only to the lab's private compose network (10.77.0.0/24 on this machine).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from .conftest import ROOT, Lab, lab_ready, stackha, status, wait_until
+
+pytestmark = pytest.mark.e2e
+
+WEB_VIP = "http://10.77.0.100/"
+SQL_VIP = ("10.77.0.200", 8066)
+SQL_USER = ("app", "app_pw", "shop")  # the demo account of configs/mycat/server.xml
+
+
+def http_get(url: str, timeout: float = 2.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def sql(query: str, host: str = SQL_VIP[0], port: int = SQL_VIP[1]) -> list[tuple]:
+    user, password, database = SQL_USER
+    connection = pymysql.connect(host=host, port=port, user=user, password=password,
+                                 database=database, autocommit=True, connect_timeout=2,
+                                 read_timeout=5, write_timeout=5)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def test_web_vip_answers(lab: Lab):
+    assert "stackha demo" in http_get(WEB_VIP)
+
+
+def test_sql_through_the_mycat_vip(lab: Lab):
+    assert sql("select 1") == [(1,)]
+    table = f"e2e_{uuid.uuid4().hex[:8]}"
+    sql(f"create table {table} (id int primary key, note varchar(20))")
+    try:
+        sql(f"insert into {table} values (1, 'through the VIP')")
+        assert sql(f"select note from {table}") == [("through the VIP",)]
+    finally:
+        sql(f"drop table {table}")
+
+
+def test_web_vip_survives_the_nginx_master_killed(lab: Lab):
+    master = lab.master_of("web")
+    lab.container(master).kill()
+    try:
+        started = time.monotonic()
+        wait_until("the web VIP answering from the other node",
+                   lambda: "stackha demo" in http_get(WEB_VIP, timeout=0.5), timeout=15,
+                   interval=0.1)
+        outage = time.monotonic() - started
+        assert outage < 10
+        other = wait_until("the other nginx node MASTER", lambda: lab.master_of("web"),
+                           timeout=15)
+        assert other != master
+    finally:
+        lab.restart(master)
+
+
+def test_pushed_nginx_page_is_served_by_both_nodes(lab: Lab, tmp_path: Path):
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    marker = f"e2e page {uuid.uuid4().hex}"
+    page = configs / "nginx/html/index.html"
+    page.write_text(page.read_text() + f"<p>{marker}</p>\n")
+    stackha("push-config", "--configs", str(configs), "-m", "e2e: changed page")
+    try:
+        for node in ("10.77.0.11", "10.77.0.12"):
+            wait_until(f"{node} serving the new page",
+                       lambda n=node: marker in http_get(f"http://{n}/"), timeout=30)
+
+        def all_on_new_version() -> bool:
+            doc = status()
+            current = doc["current_version"]
+            return all(n["applied_version"] == current for n in doc["nodes"])
+
+        wait_until("every node on the new version", all_on_new_version, timeout=30)
+        table = stackha("status").stdout
+        assert "(drift)" not in table
+    finally:
+        stackha("push-config", "-m", "e2e: page back")
+        wait_until("the original page back", lambda: marker not in http_get(WEB_VIP), 30)
+
+
+def _director_macs(lab: Lab, director: str) -> str:
+    done = lab.container(director).exec_run(["nft", "list", "table", "netdev", "stackha_lvs"])
+    return done.output.decode()
+
+
+def _mac_of(lab: Lab, service: str) -> str:
+    networks = lab.container(service).attrs["NetworkSettings"]["Networks"]
+    return next(iter(networks.values()))["MacAddress"]
+
+
+def test_sql_survives_a_mycat_realserver_killed(lab: Lab):
+    director = lab.master_of("mycat")
+    victim = "mycat2-standin"
+    mac = _mac_of(lab, victim)
+    assert mac in _director_macs(lab, director)
+    lab.container(victim).kill()
+    try:
+        wait_until("the director dropping the dead realserver",
+                   lambda: mac not in _director_macs(lab, director), timeout=15)
+        for _ in range(5):  # fresh connections, each forwarded anew
+            assert sql("select 1") == [(1,)]
+    finally:
+        lab.restart(victim)
+    wait_until("the director taking it back", lambda: mac in _director_macs(lab, director),
+               timeout=30)
+
+
+def test_sql_survives_the_active_director_killed(lab: Lab):
+    director = lab.master_of("mycat")
+    lab.container(director).kill()
+    try:
+        started = time.monotonic()
+        wait_until("SQL through the VIP again",
+                   lambda: sql("select 1") == [(1,)], timeout=20, interval=0.2)
+        assert time.monotonic() - started < 15
+        assert wait_until("a new mycat master", lambda: lab.master_of("mycat"),
+                          timeout=15) != director
+    finally:
+        lab.restart(director)
+
+
+def test_down_leaves_nothing_behind(lab: Lab):
+    if not lab.started_here:
+        pytest.skip("the lab was up before the tests: left running")
+    stackha("down", "--volumes", timeout=300)
+    lab.down_done = True
+    selector = {"label": "com.docker.compose.project=stackha"}
+    docker = lab.docker
+    assert docker.containers.list(all=True, filters=selector) == []  # type: ignore[attr-defined]
+    assert docker.networks.list(filters=selector) == []  # type: ignore[attr-defined]
+    assert docker.volumes.list(filters=selector) == []  # type: ignore[attr-defined]
+    assert not lab_ready()

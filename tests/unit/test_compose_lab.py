@@ -1,0 +1,199 @@
+"""The compose lab's pure parts: the rendered compose file, backend, progress, digests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+import yaml
+
+from stackha.agent.status import NodeStatus
+from stackha.compose.backend import LabError, backend_from_schema
+from stackha.compose.digests import image_digests
+from stackha.compose.progress import assess, describe
+from stackha.compose.render import (
+    LabOptions,
+    compose_document,
+    images,
+    render_compose,
+    service_name,
+)
+from stackha.compose.secrets import lab_credentials, parse_env_file
+from stackha.keepalived.process import parse_notify_line
+from stackha.spec import StackSpec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec(text: str | None = None) -> StackSpec:
+    spec, problems = parse_spec(text or (ROOT / "configs/stackha.yaml").read_text(), "spec")
+    assert spec is not None, problems
+    return spec
+
+
+@pytest.fixture
+def backend():
+    return backend_from_schema((ROOT / "configs/mycat/schema.xml").read_bytes())
+
+
+def test_committed_compose_file_is_the_rendering_of_the_example_spec(backend):
+    # compose/compose.yaml is what `stackha up` writes for configs/: a golden file.
+    assert (ROOT / "compose/compose.yaml").read_text() == render_compose(_spec(), backend)
+
+
+def test_backend_comes_from_the_datahost(backend):
+    assert str(backend.address) == "10.77.0.30"
+    assert backend.port == 3306
+    assert backend.user == "mycat"
+    assert backend.databases == ("db0", "db1", "db2")
+
+
+def test_every_address_is_static_on_the_spec_network(backend):
+    doc = compose_document(_spec(), backend)
+    subnet = doc["networks"]["lab"]["ipam"]["config"][0]
+    assert subnet == {"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}
+    addresses = {name: s["networks"]["lab"]["ipv4_address"]
+                 for name, s in doc["services"].items() if "networks" in s}
+    assert addresses["zk1"] == "10.77.0.5" and addresses["zk3"] == "10.77.0.7"
+    assert addresses["mysql"] == "10.77.0.30"
+    assert addresses["nginx1"] == "10.77.0.11"
+    assert addresses["mycat2-standin"] == "10.77.0.32"
+    assert len(set(addresses.values())) == len(addresses)
+
+
+def test_capabilities_and_sysctls_follow_the_roles(backend):
+    services = compose_document(_spec(), backend)["services"]
+    assert services["nginx1"]["cap_add"] == ["NET_ADMIN", "NET_RAW"]
+    assert "sysctls" not in services["nginx1"]
+    assert services["director1"]["cap_add"] == ["NET_ADMIN", "NET_RAW"]
+    assert services["mycat1-standin"]["cap_add"] == ["NET_ADMIN"]
+    assert services["mycat1-standin"]["sysctls"] == {
+        "net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2",
+        "net.ipv4.conf.eth0.arp_ignore": "1", "net.ipv4.conf.eth0.arp_announce": "2"}
+    for name in ("zk1", "mysql"):
+        assert "cap_add" not in services[name] and "sysctls" not in services[name]
+    assert not any(s.get("privileged") for s in services.values())
+
+
+def test_agent_commands(backend):
+    services = compose_document(_spec(), backend)["services"]
+    nginx = services["nginx1"]["command"]
+    assert nginx[:4] == ["/opt/stackha/bin/stackha", "agent", "--node", "nginx1"]
+    assert "--nginx-reload" in nginx and "--keepalived-dir" in nginx and "--lvs" not in nginx
+    director = services["director2"]["command"]
+    assert "--lvs" in director and "--mycat-password-file" in director
+    mycat = services["mycat3-standin"]["command"]
+    assert "--lvs" in mycat and "--mycat-dir" in mycat and "--keepalived-dir" not in mycat
+    assert services["mycat3-standin"]["environment"]["STACKHA_LAB_SERVICES"] == "mycat"
+
+
+def test_stand_in_is_named_as_such_and_a_release_is_not(backend):
+    spec = _spec()
+    mycat1 = spec.node("mycat1")
+    assert mycat1 is not None
+    assert service_name(mycat1, LabOptions()) == "mycat1-standin"
+    assert service_name(mycat1, LabOptions(mycat_release=True)) == "mycat1"
+    tags = {i.service: i.tag for i in images(LabOptions())}
+    assert tags["image-mycat"] == "stackha/mycat-standin:latest"
+    doc = compose_document(spec, backend, LabOptions())
+    assert doc["services"]["mycat1-standin"]["labels"]["stackha.mycat"] == "standin"
+
+
+def test_images_are_built_only_by_build_profile_services(backend):
+    services = compose_document(_spec(), backend)["services"]
+    for name, service in services.items():
+        if "build" in service:
+            assert name.startswith("image-") and service["profiles"] == ["build"]
+        else:
+            assert service["pull_policy"] == "never"
+
+
+def test_node_outside_the_network_is_refused(backend):
+    text = (ROOT / "configs/stackha.yaml").read_text().replace(
+        'hosts: "10.77.0.5:2181', 'hosts: "10.78.0.5:2181')
+    with pytest.raises(LabError, match=r"zookeeper member 1: 10\.78\.0\.5 is outside"):
+        compose_document(_spec(text), backend)
+
+
+def test_rendered_yaml_parses_back(backend):
+    text = render_compose(_spec(), backend)
+    assert text.startswith("# The stackha lab")
+    assert yaml.safe_load(text)["name"] == "stackha"
+
+
+def _status(node: str, applied: int, health: str = "ok", vrrp: dict | None = None,
+            error: str = "") -> NodeStatus:
+    return NodeStatus(node=node, agent_version="t", applied_version=applied,
+                      health=MappingProxyType({"nginx": health}),
+                      vrrp=MappingProxyType(vrrp or {}), last_error=error)
+
+
+def _all_ready(spec: StackSpec, version: int) -> dict[str, NodeStatus | None]:
+    statuses: dict[str, NodeStatus | None] = {n.name: _status(n.name, version) for n in spec.nodes}
+    statuses["nginx1"] = _status("nginx1", version, vrrp={"web": "MASTER"})
+    statuses["nginx2"] = _status("nginx2", version, vrrp={"web": "BACKUP"})
+    statuses["director1"] = _status("director1", version, vrrp={"mycat": "MASTER"})
+    return statuses
+
+
+def test_progress_ready_when_applied_healthy_and_one_master_each():
+    spec = _spec()
+    progress = assess(spec, _all_ready(spec, 3), 3)
+    assert progress.done
+    assert describe(progress) == "7/7 nodes ready at version 3"
+
+
+def test_progress_waits_and_names_why():
+    spec = _spec()
+    statuses = _all_ready(spec, 3)
+    statuses["mycat2"] = None
+    statuses["nginx2"] = _status("nginx2", 2, vrrp={"web": "MASTER"})
+    statuses["director2"] = _status("director2", 3, health="connection refused")
+    progress = assess(spec, statuses, 3)
+    assert not progress.done
+    assert dict(progress.waiting) == {
+        "mycat2": "not reporting", "nginx2": "applied 2, current 3",
+        "director2": "unhealthy: nginx: connection refused",
+        "vrrp group web": "several MASTERs: nginx1, nginx2"}
+
+
+def test_progress_fails_on_a_refused_current_version():
+    spec = _spec()
+    statuses = _all_ready(spec, 3)
+    statuses["nginx2"] = _status("nginx2", 2, error="version 4 rejected at verify: bad")
+    progress = assess(spec, statuses, 4)
+    assert ("nginx2", "version 4 rejected at verify: bad") in progress.failed
+
+
+def test_image_digests_follow_the_build_chain():
+    opts = LabOptions()
+    contexts = {"base": {"Dockerfile": b"a"}, "node": {"Dockerfile": b"b"},
+                "mycat": {"Dockerfile": b"c"}, "zookeeper": {}, "mariadb": {}}
+    first = image_digests(images(opts), contexts, {"stackha/x.py": b"1"})
+    changed = image_digests(images(opts), contexts, {"stackha/x.py": b"2"})
+    assert first["image-base"] != changed["image-base"]
+    assert first["image-node"] != changed["image-node"]
+    assert first["image-mycat"] != changed["image-mycat"]
+    assert first["image-zookeeper"] == changed["image-zookeeper"]
+    tarball = image_digests(images(opts), contexts, {"stackha/x.py": b"1"}, "Mycat.tar.gz")
+    assert tarball["image-mycat"] != first["image-mycat"]
+    assert tarball["image-node"] == first["image-node"]
+
+
+def test_lab_credentials_are_generated_once_and_kept(tmp_path):
+    spec = _spec()
+    first = lab_credentials(spec, tmp_path, environ={})
+    assert set(first) == {"STACKHA_COORDINATOR_CREDENTIAL", "STACKHA_AGENT_CREDENTIAL"}
+    assert first["STACKHA_AGENT_CREDENTIAL"].startswith("agent:")
+    assert lab_credentials(spec, tmp_path, environ={}) == first
+    agent_env = parse_env_file((tmp_path / "agent.env").read_text())
+    assert agent_env == {"STACKHA_AGENT_CREDENTIAL": first["STACKHA_AGENT_CREDENTIAL"]}
+    assert (tmp_path / "lab.env").stat().st_mode & 0o077 == 0
+    given = lab_credentials(spec, tmp_path, environ={"STACKHA_AGENT_CREDENTIAL": "agent:x"})
+    assert given["STACKHA_AGENT_CREDENTIAL"] == "agent:x"
+
+
+def test_notify_fifo_events_that_are_not_states_are_ignored():
+    assert parse_notify_line('INSTANCE "web" MASTER 150') == ("web", "MASTER", 150)
+    assert parse_notify_line('INSTANCE "web" MASTER_RX_LOWER_PRI 150') is None
