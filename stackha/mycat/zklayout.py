@@ -159,10 +159,13 @@ def _properties(element: ET.Element) -> list[dict[str, str]]:
             for p in _children(element, "property")]
 
 
-def _child_table(element: ET.Element, notes: _Notes, where: str) -> dict[str, Any]:
+def _table(element: ET.Element, attrs: tuple[tuple[str, str], ...], notes: _Notes,
+           where: str) -> dict[str, Any]:
+    """A <table> or <childTable> with its childTables nested, to any depth."""
     here = f"{where}/{_label(element)}"
-    entry = _attributes(element, _CHILD_TABLE_ATTRS, notes, SCHEMA_XML, here)
-    nested = [_child_table(c, notes, here) for c in _children(element, "childTable")]
+    entry = _attributes(element, attrs, notes, SCHEMA_XML, here)
+    nested = [_table(c, _CHILD_TABLE_ATTRS, notes, here)
+              for c in _children(element, "childTable")]
     if nested:
         entry["childTable"] = nested
     return entry
@@ -173,14 +176,7 @@ def _schemas(root: ET.Element, notes: _Notes) -> list[dict[str, Any]]:
     for schema in _children(root, "schema"):
         where = _label(schema)
         entry = _attributes(schema, _SCHEMA_ATTRS, notes, SCHEMA_XML, where)
-        tables = []
-        for table in _children(schema, "table"):
-            here = f"{where}/{_label(table)}"
-            item = _attributes(table, _TABLE_ATTRS, notes, SCHEMA_XML, here)
-            children = [_child_table(c, notes, here) for c in _children(table, "childTable")]
-            if children:
-                item["childTable"] = children
-            tables.append(item)
+        tables = [_table(t, _TABLE_ATTRS, notes, where) for t in _children(schema, "table")]
         if tables:
             entry["table"] = tables
         result.append(entry)
