@@ -12,7 +12,7 @@ import pytest
 from stackha.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
 from stackha.cli import main
 from stackha.coordinator import Coordinator
-from stackha.localzk import LocalZooKeeper
+from stackha.localzk import LocalZooKeeper, free_port
 from tests.integration.agentlab import (
     NginxNode,
     adapt_configs_for_loopback,
@@ -244,3 +244,45 @@ def test_status_command_shows_drift_and_missing_nodes(node, configs, zookeeper, 
     data = json.loads(capsys.readouterr().out)
     rows = {row["node"]: row for row in data["nodes"]}
     assert rows["nginx1"]["drift"] is False and rows["nginx2"]["reporting"] is False
+
+
+def test_expired_session_reregisters_status_and_resyncs(tmp_path, configs, own_zookeeper):
+    # A frozen agent (a long pause, a stopped VM) outlives its 2 s session: ZooKeeper drops
+    # the ephemeral status node, and on waking the agent must see LOST and start over.
+    spec = configs / "stackha.yaml"
+    spec.write_text(spec.read_text().replace("session_timeout: 10", "session_timeout: 2"))
+    node = _node(tmp_path, configs, own_zookeeper)
+    try:
+        _set_page(configs, "first\n")
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent()
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="first version applied")
+        node.agent.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: node_status(configs, own_zookeeper.hosts, "nginx1") is None,
+                     what="ZooKeeper to expire the frozen agent's session")
+            assert fetch(node.url) == "first\n"
+        finally:
+            node.agent.send_signal(signal.SIGCONT)
+        wait_for(lambda: "state=LOST" in node.agent_log(), what="agent to see LOST")
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="status re-registered")
+        _set_page(configs, "second\n")
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        wait_for(lambda: fetch(node.url) == "second\n", what="resync after the new session")
+    finally:
+        node.close()
+
+
+def test_metrics_endpoint_reports_version_and_connection(tmp_path, configs, own_zookeeper):
+    node = _node(tmp_path, configs, own_zookeeper)
+    port = free_port()
+    try:
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent("--metrics-port", str(port), "--metrics-address", "127.0.0.1")
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="first version applied")
+        text = wait_for(lambda: fetch(f"http://127.0.0.1:{port}/metrics"), what="metrics")
+        assert "stackha_applied_version 1.0" in text
+        assert "stackha_zookeeper_connected 1.0" in text
+        assert "stackha_reload_seconds_count" in text
+    finally:
+        node.close()

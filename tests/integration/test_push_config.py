@@ -92,6 +92,31 @@ INVALID = [
     ("nginx", "nginx/nginx.conf", "sendfile on;", "sendfile on;\n    no_such_directive 1;",
      'nginx/nginx.conf: line 16: nginx -t: unknown directive "no_such_directive"'),
     ("mycat-reference", "mycat/server.xml", ">shop<", ">warehouse<", "mycat/server.xml"),
+    ("yaml-syntax", "stackha.yaml", "chroot: /stackha", "chroot: [/stackha",
+     "stackha.yaml: line 8: YAML syntax error"),
+    ("unknown-key", "stackha.yaml", "    preempt: true\n",
+     "    preempt: true\n    prempt_delay: 1\n",
+     "vrrp_groups[0].prempt_delay: unknown key"),
+    ("wrong-type", "stackha.yaml", "port: 8066\n    scheduler", "port: eighty\n    scheduler",
+     "lvs_services[0].port: must be integer, got string"),
+    ("duplicate-vrid", "stackha.yaml", "virtual_router_id: 52", "virtual_router_id: 51",
+     "virtual_router_id 51 is already used by group 'web' on the same network segment"),
+    ("duplicate-vip", "stackha.yaml", "vips: [10.77.0.200/24]", "vips: [10.77.0.100/24]",
+     "vrrp_groups[1].vips[0]: VIP 10.77.0.100 is already claimed by group 'web'"),
+    ("priority", "stackha.yaml", "{nginx1: 150,", "{nginx1: 255,",
+     "vrrp_groups[0].members.nginx1: priority 255 outside 1..254"),
+    ("master-nopreempt", "stackha.yaml", "{director1: 150,",
+     "{director1: {priority: 150, state: MASTER},",
+     "state MASTER cannot be combined with preempt: false"),
+    ("unknown-member", "stackha.yaml", "nginx2: 100}", "nginx9: 100}",
+     "member 'nginx9' is not a node of the spec"),
+    ("table-datanode", "mycat/schema.xml", 'dataNode="dn0"', 'dataNode="dn9"',
+     "mycat/schema.xml: line 17: schema[name=shop]/table[name=customers]: dataNode 'dn9' is "
+     "not defined"),
+    ("table-rule", "mycat/schema.xml", 'rule="orders-by-id"', 'rule="no-such-rule"',
+     "rule 'no-such-rule' is not a tableRule defined in rule.xml"),
+    ("datanode-datahost", "mycat/schema.xml", 'dataHost="backend" database',
+     'dataHost="nohost" database', "dataHost 'nohost' is not defined"),
 ]
 
 
@@ -107,6 +132,16 @@ def test_invalid_input_is_rejected_and_zookeeper_untouched(configs, zookeeper, c
     assert expected in err, err
     assert "nothing published" in err
     assert _snapshot(configs, zookeeper) == before
+
+
+def test_vip_outside_the_subnet_is_a_warning_and_still_published(configs, zookeeper, capsys):
+    assert _push(configs) == 0
+    _edit(configs / "stackha.yaml", "vips: [10.77.0.100/24]", "vips: [10.78.0.100/24]")
+    capsys.readouterr()
+    assert _push(configs) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "VIP 10.78.0.100/24 is outside the subnet" in err, err
+    assert _snapshot(configs, zookeeper) == (2, [1, 2])
 
 
 def test_oversize_bundle_is_refused_whole(configs, zookeeper, capsys):
