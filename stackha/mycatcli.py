@@ -120,6 +120,10 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
                         help="retries while reload @@config_all is refused (default 5)")
     parser.add_argument("--mycat-reload-backoff", type=float, default=0.5,
                         help="first wait between those retries, doubling (default 0.5 s)")
+    parser.add_argument("--mycat-drain", type=float, metavar="SECONDS",
+                        help="with --mycat-manager: on stop send `offline` (COM_PING then "
+                             "fails, so the directors drop the node) and wait SECONDS before "
+                             "exiting; send `online` when the agent starts")
     parser.add_argument("--mycat-health", action="store_true",
                         help="after a reload, log in as health_checks.mycat.user on its port "
                              "and run `select 1` (stackha check mycat); roll back on failure")
@@ -142,7 +146,10 @@ def agent_settings(args: argparse.Namespace, spec: StackSpec
         manager = MycatManagerSettings(host=host, port=int(port), user=user,
                                        password_file=args.mycat_manager_password_file,
                                        retries=args.mycat_reload_retries,
-                                       backoff=args.mycat_reload_backoff)
+                                       backoff=args.mycat_reload_backoff,
+                                       drain_wait=args.mycat_drain)
+    if args.mycat_drain is not None and manager is None:
+        raise MycatCommandError("--mycat-drain needs --mycat-manager")
     health = None
     if args.mycat_health:
         health = MycatHealthSettings(host=check.host, port=check.port, user=check.user,

@@ -233,6 +233,10 @@ class Agent:
                                           if (n := spec.node(m.node))}
                     for g in spec.vrrp_groups}
         self._start_vrrp()
+        if self._drain_setting() is not None and self.mycat_reload is not None \
+                and self.mycat_reload.set_online(True):
+            # Undo the drain of a previous planned stop (harmless when MyCat is online).
+            log.info("event=mycat_undrained")
         if self.lvs is not None and self.applied is not None:
             last_spec = self._spec_of(self.applied)
             if last_spec is not None:
@@ -475,8 +479,17 @@ class Agent:
         except (KazooException, StoreError) as exc:
             log.warning("event=status_write_failed reason=%r", str(exc))
 
+    def _drain_setting(self) -> float | None:
+        return self.mycat_reload.settings.drain_wait if self.mycat_reload is not None else None
+
     def _shutdown(self) -> None:
         log.info("event=stopping node=%s", self.settings.node)
+        wait = self._drain_setting()
+        if wait is not None and self.mycat_reload is not None \
+                and self.mycat_reload.set_online(False):
+            # A planned stop: the directors' health checks drop the node before MyCat goes.
+            log.info("event=mycat_drained wait=%.1f", wait)
+            time.sleep(wait)
         if self.keepalived is not None:
             # SIGTERM makes a master advertise priority 0: the backup takes over at once.
             self.keepalived.stop()

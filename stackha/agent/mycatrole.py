@@ -34,6 +34,9 @@ class MycatManagerSettings:
     retries: int = 5
     backoff: float = 0.5
     timeout: float = 5.0
+    # Seconds to wait after `offline` on agent stop (None: no drain), so the directors'
+    # health checks take the node out before its services go down.
+    drain_wait: float | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,20 @@ class ManagerReload:
                                  self.settings.user) or ""
         return ManagerClient(self.settings.host, self.settings.port, self.settings.user,
                              password, timeout=self.settings.timeout)
+
+    def set_online(self, online: bool) -> bool:
+        """`online` or `offline` through the manager port; False (logged) if MyCat refused."""
+        try:
+            client = self.client()
+            if online:
+                client.online()
+            else:
+                client.offline()
+        except (ManagerError, OSError) as exc:
+            log.warning("event=mycat_%s_failed reason=%r", "online" if online else "offline",
+                        getattr(exc, "message", str(exc)))
+            return False
+        return True
 
     def __call__(self) -> str | None:
         if self.kind is None:

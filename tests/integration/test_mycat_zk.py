@@ -171,7 +171,7 @@ class MycatNode:
         wait_for(lambda: _accepts_quietly(self.port) and _accepts_quietly(self.manager_port),
                  20, "mycat-standin")
 
-    def start_agent(self) -> None:
+    def start_agent(self, *extra: str) -> None:
         with (self.root / "agent.log").open("ab") as out:
             self.agent = subprocess.Popen(
                 [sys.executable, "-m", "stackha", "agent", "--node", "mycat1",
@@ -179,7 +179,7 @@ class MycatNode:
                  "--state-dir", str(self.root / "state"), "--mycat-dir", str(self.conf),
                  "--mycat-manager", f"127.0.0.1:{self.manager_port}",
                  "--mycat-manager-user", "report", "--mycat-health",
-                 "--heartbeat", "0.5", "--health-wait", "3"],
+                 "--heartbeat", "0.5", "--health-wait", "3", *extra],
                 stdout=out, stderr=subprocess.STDOUT)
 
     def login(self, password: str) -> None:
@@ -289,3 +289,20 @@ def test_agent_reloads_mycat_and_a_pushed_password_change_takes_effect(mycat_nod
 
     wait_for(rejected, 30, "version 4 to be rolled back")
     assert b">rotated_pw<" in (mycat_node.conf / "server.xml").read_bytes()
+
+
+def test_agent_drains_mycat_on_stop_and_undrains_on_start(mycat_node, configs, zookeeper):
+    assert _push(configs) == 0
+    mycat_node.start_agent("--mycat-drain", "0.5")
+    wait_for(lambda: _applied(configs, zookeeper, 1), 30, "mycat1 to apply version 1")
+    mycat_node.login("app_pw")
+    assert mycat_node.agent is not None
+    mycat_node.agent.send_signal(signal.SIGTERM)
+    assert mycat_node.agent.wait(timeout=20) == 0
+    assert "event=mycat_drained" in mycat_node.log("agent")
+    with pytest.raises(pymysql.err.OperationalError):
+        mycat_node.login("app_pw")  # offline: MyCat refuses new logins until `online`
+    mycat_node.start_agent("--mycat-drain", "0.5")
+    # The log is appended across runs: the first agent undrained once already.
+    wait_for(lambda: mycat_node.log("agent").count("event=mycat_undrained") == 2, 30, "undrain")
+    mycat_node.login("app_pw")
