@@ -20,7 +20,7 @@ integration: deps
 	$(PYTEST) -q -rs tests/integration
 
 lint: deps
-	.venv/bin/ruff check stackha tests
+	.venv/bin/ruff check stackha tests bench
 
 bench: deps
 	$(PYTHON) -m bench

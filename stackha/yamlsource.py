@@ -9,6 +9,8 @@ import yaml
 
 from .problems import Problem
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass
 class YamlDocument:
@@ -62,8 +64,14 @@ def load_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]]
     """Parse ``text``; a syntax error comes back as a Problem with its line, never raised."""
     problems: list[Problem] = []
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        value = yaml.safe_load(text)
+        # One pass, with libyaml when PyYAML has it: the agent parses the spec on every
+        # version, and pure-Python parsing twice costs ~29 ms of CPU for 100 nodes.
+        loader = _LOADER(text)
+        try:
+            root = loader.get_single_node()
+            value = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -1,0 +1,1 @@
+"""`make bench`: figures for every issue, printed as tables (never timed assertions)."""
