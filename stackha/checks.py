@@ -3,19 +3,49 @@ otherwise a one-line reason. No shell is ever involved."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import urllib.parse
 
 
 def check_http(url: str, timeout: float = 1.0) -> str | None:
-    """Healthy is a 2xx or 3xx answer within ``timeout``."""
+    """Healthy is a 2xx or 3xx answer within ``timeout``.
+
+    Plain http is a hand-written HTTP/1.0 GET that reads only the status line: keepalived
+    starts `stackha check nginx` every second at normal priority, and on a starved machine the
+    start-up CPU decides whether it finishes in time; importing http.client (and the email
+    package behind it) was over a third of that. https still goes through http.client.
+    """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"unsupported URL {url!r}"
-    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
-                        else http.client.HTTPConnection)
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme == "https":
+        return _check_https(url, parts, timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = (f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n"
+               "User-Agent: stackha-check\r\nConnection: close\r\n\r\n").encode("latin-1")
+    head = b""
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
+            sock.sendall(request)
+            while b"\n" not in head and len(head) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+    except (OSError, ValueError) as exc:
+        return f"{url}: {exc.__class__.__name__}: {exc}"
+    line = head.split(b"\n", 1)[0].decode("latin-1").strip()
+    fields = line.split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+        return f"{url}: BadStatusLine: {line!r}"
+    status = int(fields[1])
+    return None if 200 <= status < 400 else f"{url}: HTTP {status}"
+
+
+def _check_https(url: str, parts: urllib.parse.SplitResult, timeout: float) -> str | None:
+    import http.client
+
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         connection.request("GET", parts.path or "/", headers={"User-Agent": "stackha-check"})
         status = connection.getresponse().status

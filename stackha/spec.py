@@ -19,6 +19,25 @@ ROLES = ("nginx", "director", "mycat")
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sh")
 CHECK_NAMES = ("nginx", "mycat")
 LVS_ENGINES = ("auto", "ipvs", "nftables")
+# IPVS realserver weights: 0 quiesces (no new connections), 65535 is ipvsadm's maximum.
+DEFAULT_WEIGHT = 1
+MAX_WEIGHT = 65535
+# The schedulers that share connections by weight; rr and lc only skip weight-0 realservers.
+WEIGHTED_SCHEDULERS = ("wrr", "wlc", "sh")
+
+# VRRPv3 advert interval when the spec gives none. A backup declares the master dead after
+# 3 adverts plus a skew of (256 - priority)/256 adverts, and after a graceful stop (priority-0
+# advert) after the skew alone. 0.03 s is the largest centisecond value that keeps both under
+# issue 4's targets with margin for a backup at priority 100: 0.108 s of master-down time
+# (measured client outage about 0.1 s on a hard kill) and an 18 ms skew (about 0.03 s on a
+# graceful stop); 0.04 s already puts the median hard-kill outage near 0.14 s. That same
+# master-down time is the longest stall the backup tolerates before taking over, so it cannot
+# grow without missing the target; fewer down-timer adverts with longer intervals would not
+# help either (a stall delays every advert, and the skew grows). What keeps such short timers
+# from flapping is keepalived's VRRP process running realtime (render.py): bench/failover.py
+# saturates every CPU and counts spurious transitions.
+DEFAULT_ADVERT_INT_V3 = 0.03
+DEFAULT_ADVERT_INT_V2 = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +82,7 @@ class VrrpGroup:
     members: tuple[VrrpMember, ...]
     preempt: bool = True
     preempt_delay: float = 0.0
-    advert_int: float = 0.1
+    advert_int: float = DEFAULT_ADVERT_INT_V3
     version: int = 3
     checks: tuple[str, ...] = ()
     unicast_peers: bool = False
@@ -78,6 +97,12 @@ class HealthCheck:
     """How keepalived runs ``stackha check NAME`` and what the check probes."""
 
     name: str
+    # Every second (keepalived 2.2.7's finest), two failures in a row: a dead nginx loses the
+    # VIP within about 2 s, a hung one within about 3 s (the 1 s probe timeout), yet a
+    # starved machine has to stall the check past keepalived's limit (timeout + 9 s, see
+    # render.py) twice running before anything moves. fall 1 would turn one bad moment into
+    # a failover; fall 3 would add a second to every real nginx failure and buy nothing the
+    # slack does not already give.
     interval: int = 1
     timeout: float = 1.0
     fall: int = 2
@@ -92,6 +117,10 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class LvsService:
+    """One virtual service. ``realservers`` are node names in spec order; ``weights`` holds
+    their IPVS weights in the same order, or is empty when every weight is 1 (the default,
+    so a plain list and an explicit weight of 1 give the same value)."""
+
     vip: ipaddress.IPv4Address
     port: int
     realservers: tuple[str, ...]
@@ -102,6 +131,20 @@ class LvsService:
     check: str = "tcp"
     check_interval: float = 1.0
     check_timeout: float = 1.0
+    weights: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.weights and len(self.weights) != len(self.realservers):
+            raise ValueError(f"{len(self.weights)} weights for "
+                             f"{len(self.realservers)} realservers")
+        if all(w == DEFAULT_WEIGHT for w in self.weights):
+            object.__setattr__(self, "weights", ())
+
+    def weight(self, name: str) -> int:
+        """The weight of realserver ``name`` (KeyError when it is not one)."""
+        if name not in self.realservers:
+            raise KeyError(name)
+        return self.weights[self.realservers.index(name)] if self.weights else DEFAULT_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -259,6 +302,9 @@ def _parse_zookeeper(r: _Reader, value: Any) -> ZookeeperSpec | None:
         agent = _parse_credential(r, data["agent_auth"], f"{path}.agent_auth")
     if (coordinator is None) != (agent is None):
         r.error(path, "give both coordinator_auth and agent_auth, or neither")
+    elif coordinator is None and "coordinator_auth" not in data:
+        r.warn(path, "no coordinator_auth/agent_auth: the tree gets open ACLs and anyone who "
+                     "reaches ZooKeeper can read and change the configuration")
     return ZookeeperSpec(hosts, chroot, timeout, coordinator, agent)
 
 
@@ -334,7 +380,8 @@ def _parse_group(r: _Reader, value: Any, path: str) -> VrrpGroup | None:
     preempt = r.typed(data, "preempt", path, bool, True)
     version = r.typed(data, "version", path, int, 3,
                       lambda v: None if v in (2, 3) else "must be 2 or 3")
-    advert_int = r.typed(data, "advert_int", path, float, 0.1 if version == 3 else 1.0,
+    advert_int = r.typed(data, "advert_int", path, float,
+                         DEFAULT_ADVERT_INT_V3 if version == 3 else DEFAULT_ADVERT_INT_V2,
                          _between(0.01, 40.95) if version == 3 else _between(1, 255))
     if version == 2 and advert_int != int(advert_int):
         r.error(child_path(path, "advert_int"), "VRRPv2 takes whole seconds only")
@@ -387,6 +434,52 @@ def _parse_check(r: _Reader, name: str, value: Any, path: str) -> HealthCheck | 
     )
 
 
+def _parse_realservers(r: _Reader, data: dict[str, Any],
+                       path: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``realservers``: a list of node names, each optionally ``{node: NAME, weight: N}``, or
+    a mapping of node name to weight. Returns the names and their weights, in spec order."""
+    if "realservers" not in data:
+        return (), ()
+    value = data["realservers"]
+    sub = child_path(path, "realservers")
+    weight_range = _between(0, MAX_WEIGHT)
+    names: list[str] = []
+    weights: list[int] = []
+    if isinstance(value, dict):
+        for key in value:
+            weight = r.typed(value, key, sub, int, None, weight_range)
+            if weight is not None:
+                names.append(str(key))
+                weights.append(weight)
+        return tuple(names), tuple(weights)
+    if not isinstance(value, list):
+        r.error(sub, "must be a list of node names (or of {node, weight}) or a mapping of "
+                     f"node name to weight, got {_type_name(value)}")
+        return (), ()
+    for index, entry in enumerate(value):
+        entry_path = child_path(sub, index)
+        if isinstance(entry, str):
+            name, weight = entry, DEFAULT_WEIGHT
+        elif isinstance(entry, dict):
+            if r.mapping(entry, entry_path, ("node",), ("weight",)) is None:
+                continue
+            name = r.typed(entry, "node", entry_path, str)
+            weight = r.typed(entry, "weight", entry_path, int, None, weight_range)
+            if name is None or ("weight" in entry and weight is None):
+                continue
+            weight = DEFAULT_WEIGHT if weight is None else weight
+        else:
+            r.error(entry_path, "must be a node name or a mapping with 'node' and 'weight', "
+                                f"got {_type_name(entry)}")
+            continue
+        if name in names:
+            r.error(entry_path, f"realserver '{name}' is listed twice")
+            continue
+        names.append(name)
+        weights.append(weight)
+    return tuple(names), tuple(weights)
+
+
 def _parse_lvs(r: _Reader, value: Any, path: str) -> LvsService | None:
     data = r.mapping(value, path, ("vip", "port", "realservers"),
                      ("scheduler", "persistence_timeout", "protocol", "engine", "check",
@@ -398,10 +491,12 @@ def _parse_lvs(r: _Reader, value: Any, path: str) -> LvsService | None:
     except ValueError:
         r.error(child_path(path, "vip"), f"'{data.get('vip')}' is not an IPv4 address")
         return None
+    realservers, weights = _parse_realservers(r, data, path)
     return LvsService(
         vip=vip,
         port=r.typed(data, "port", path, int, 0, _between(1, 65535)),
-        realservers=r.string_list(data, "realservers", path),
+        realservers=realservers,
+        weights=weights,
         scheduler=r.typed(data, "scheduler", path, str, "rr",
                           lambda v: None if v in SCHEDULERS
                           else f"unknown scheduler '{v}' (known: {', '.join(SCHEDULERS)})"),
@@ -446,15 +541,17 @@ def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:
     )
 
 
-def _cross_check(r: _Reader, spec: StackSpec) -> None:
+def _cross_check(r: _Reader, spec: StackSpec, at: dict[str, list[int]]) -> None:
+    """Checks across sections. ``at`` gives each parsed item's index in the document: items
+    that failed to parse are left out of ``spec``, and paths must still name the right line."""
     nodes = {}
-    for index, node in enumerate(spec.nodes):
+    for index, node in zip(at["nodes"], spec.nodes, strict=True):
         if node.name in nodes:
             r.error(f"nodes[{index}].name", f"node '{node.name}' defined twice")
         nodes[node.name] = node
     seen_groups: set[str] = set()
     vip_owner: dict[ipaddress.IPv4Address, str] = {}
-    for gi, group in enumerate(spec.vrrp_groups):
+    for gi, group in zip(at["vrrp_groups"], spec.vrrp_groups, strict=True):
         path = f"vrrp_groups[{gi}]"
         if group.name in seen_groups:
             r.error(f"{path}.name", f"group '{group.name}' defined twice")
@@ -480,23 +577,33 @@ def _cross_check(r: _Reader, spec: StackSpec) -> None:
             r.warn(f"{path}.members", "members share a priority: the master is then chosen "
                                       "by the highest address")
     # VRRP routers on one segment must not share a VRID: they would fight over one MAC.
-    for gi, group in enumerate(spec.vrrp_groups):
-        for other in spec.vrrp_groups[:gi]:
+    for position, (gi, group) in enumerate(zip(at["vrrp_groups"], spec.vrrp_groups,
+                                               strict=True)):
+        for other in spec.vrrp_groups[:position]:
             if other.virtual_router_id != group.virtual_router_id:
                 continue
             if any(a.network.overlaps(b.network) for a in group.vips for b in other.vips):
                 r.error(f"vrrp_groups[{gi}].virtual_router_id",
                         f"virtual_router_id {group.virtual_router_id} is already used by group "
                         f"'{other.name}' on the same network segment")
-    for si, service in enumerate(spec.lvs_services):
+    for si, service in zip(at["lvs_services"], spec.lvs_services, strict=True):
         for ri, name in enumerate(service.realservers):
+            # A listed realserver is named by its index, one of a mapping by its key.
+            rpath = f"lvs_services[{si}].realservers"
+            rpath = f"{rpath}.{name}" if f"{rpath}.{name}" in r.doc.lines else f"{rpath}[{ri}]"
             node = nodes.get(name)
             if node is None:
-                r.error(f"lvs_services[{si}].realservers[{ri}]",
-                        f"realserver '{name}' is not a node of the spec")
+                r.error(rpath, f"realserver '{name}' is not a node of the spec")
             elif "mycat" not in node.roles:
-                r.warn(f"lvs_services[{si}].realservers[{ri}]",
-                       f"realserver '{name}' does not have the mycat role")
+                r.warn(rpath, f"realserver '{name}' does not have the mycat role")
+        if service.realservers and not any(service.weight(n) for n in service.realservers):
+            r.warn(f"lvs_services[{si}].realservers",
+                   "every realserver has weight 0: the service takes no new connections")
+        elif (service.scheduler not in WEIGHTED_SCHEDULERS
+              and any(w > 1 for w in service.weights)):
+            r.warn(f"lvs_services[{si}].realservers",
+                   f"scheduler {service.scheduler} ignores weights other than 0 (IPVS does "
+                   f"too): use w{service.scheduler} to share by weight")
         if not any(v.ip == service.vip for g in spec.vrrp_groups for v in g.vips):
             r.warn(f"lvs_services[{si}].vip",
                    f"VIP {service.vip} is held by no VRRP group: no director will own it")
@@ -530,15 +637,18 @@ def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Probl
         checks = [_parse_check(r, str(k), v, f"health_checks.{k}") for k, v in raw_checks.items()]
     mycat_zk = (_parse_mycat_zookeeper(r, data["mycat_zookeeper"])
                 if "mycat_zookeeper" in data else None)
-    if zookeeper is None or errors(r.problems):
-        return None, r.problems
+    # The cross-checks run on whatever parsed, so one run reports every error at once.
     spec = StackSpec(
-        cluster=cluster, zookeeper=zookeeper,
+        cluster=cluster, zookeeper=zookeeper or ZookeeperSpec(hosts=""),
         nodes=tuple(n for n in nodes if n), vrrp_groups=tuple(g for g in groups if g),
         lvs_services=tuple(s for s in services if s),
         health_checks=tuple(c for c in checks if c), mycat_zookeeper=mycat_zk,
     )
-    _cross_check(r, spec)
+    _cross_check(r, spec, {"nodes": [i for i, n in enumerate(nodes) if n],
+                           "vrrp_groups": [i for i, g in enumerate(groups) if g],
+                           "lvs_services": [i for i, v in enumerate(services) if v]})
+    if zookeeper is None:
+        return None, r.problems
     if mycat_zk is not None and mycat_zk.enabled and not spec.mycat_nodes():
         r.warn("mycat_zookeeper", "enabled, but no node has the mycat role")
     return (None if errors(r.problems) else spec), r.problems

@@ -1,9 +1,10 @@
 """Pure: a node's keepalived.conf from the stack spec.
 
 Choices that are not obvious from the spec:
-- VRRPv3 so sub-second adverts work; the timers default to 0.1 s, measured to give sub-second
-  failover, and keepalived's VRRP process runs with real-time priority and locked memory so a
-  starved machine does not make it miss adverts (the classic cause of flapping).
+- VRRPv3 so sub-second adverts work; adverts default to 0.03 s (see spec.py), and keepalived's
+  VRRP process runs with real-time priority and locked memory so a starved machine does not
+  make it miss adverts (the classic cause of flapping). Check scripts do not inherit that
+  priority (keepalived resets it in the child), so their timeouts leave room for slow starts.
 - Gratuitous ARP: a burst on becoming master, a second burst one second later (not
   keepalived's five), and a refresh every 60 s while master, so neighbours and switches that
   missed the first burst still learn the new MAC; after a split brain the surviving master
@@ -14,11 +15,23 @@ Choices that are not obvious from the spec:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..spec import HealthCheck, LvsService, StackSpec, VrrpGroup
 
 SCRIPT_USER = "keepalived_script"
+
+# Seconds keepalived lets a check script run beyond the check's own timeout before killing it
+# as failed. The check enforces its timeout on the probe itself, so a dead or hung nginx is
+# caught just as fast whatever this is; the slack only covers starting the check, a Python
+# process that keepalived starts at normal priority (its realtime priority is reset in the
+# child) and that a starved machine slows in proportion to its runnable tasks. Measured in
+# bench/failover.py: about 0.1-0.3 s with every CPU saturated by 4 busy loops, 0.5-0.9 s with
+# 32; with other heavy load on the machine on top, one spare second (then four) still let two
+# runs in a row overrun, both nodes went to FAULT and nobody held the VIP. A check now has to
+# stall for 10 s (default timeout), twice running (fall 2), before its node gives up the VIP.
+SCRIPT_START_SLACK = 9
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,7 @@ def _script_block(check: HealthCheck, options: RenderOptions) -> list[str]:
         # keepalived splits this string itself and execs it: no shell is involved.
         f'    script "{" ".join(arguments)}"',
         f"    interval {check.interval}",
-        f"    timeout {max(1, round(check.timeout + 0.5))}",
+        f"    timeout {math.ceil(check.timeout) + SCRIPT_START_SLACK}",
         f"    fall {check.fall}",
         f"    rise {check.rise}",
         f"    weight {check.weight}",
@@ -129,13 +142,17 @@ def _virtual_server_block(service: LvsService, spec: StackSpec,
     ]
     if service.persistence_timeout:
         lines.append(f"    persistence_timeout {service.persistence_timeout}")
+    if service.scheduler == "sh" and 0 in service.weights:
+        # sh refuses a client hashed to a weight-0 realserver unless told to pick another:
+        # with the fallback, weight 0 means "no new connections" as for every scheduler.
+        lines.append("    sh-fallback")
     for name in service.realservers:
         node = spec.node(name)
         if node is None:
             continue
         lines += [
             f"    real_server {node.address} {service.port} {{",
-            "        weight 1",
+            f"        weight {service.weight(name)}",
             *_real_server_check(service, str(node.address), options,
                                 spec.health_check("mycat")),
             "    }",
@@ -176,7 +193,7 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
     if options.realtime:
         # keepalived's default RLIMIT_RTTIME (10 ms) gets the realtime VRRP child
         # SIGKILLed by the kernel on a busy host; 1 s still bounds a runaway loop.
-        lines += ["    vrrp_rt_priority 50", "    vrrp_rlimit_rtime 1000000", "    vrrp_no_swap"]
+        lines += ["    vrrp_rt_priority 50", "    vrrp_rlimit_rttime 1000000", "    vrrp_no_swap"]
     if strict:
         lines.append("    vrrp_strict")
     else:

@@ -48,7 +48,8 @@ def director_plan(spec: StackSpec, node: str, settings: LvsSettings,
         return None
     directed = []
     for service in services:
-        backends = tuple(Backend(name, str(found.address)) for name in service.realservers
+        backends = tuple(Backend(name, str(found.address), service.weight(name))
+                         for name in service.realservers
                          if (found := spec.node(name)) is not None)
         probe = Probe(service.check, service.port, service.check_timeout,
                       spec.health_check("mycat"), settings.mycat_password_file)

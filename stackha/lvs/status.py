@@ -1,8 +1,9 @@
 """Pure: ``stackha lvs status`` from what the kernel holds, in the spirit of ``ipvsadm -L -n``.
 
 For nftables the live table (``nft -j list table``) says which MAC takes how many hash slots
-(the weight column) and how many packets were forwarded; the director's state file adds names,
-addresses and health. For IPVS, ``/proc/net/ip_vs`` is read as is.
+(the slots column) and how many packets were forwarded; the director's state file adds names,
+addresses, spec weights and health. For IPVS, ``/proc/net/ip_vs`` is read as is (its weight is
+the kernel's: keepalived sets it from the spec and removes a realserver that fails its check).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 class Real:
     address: str
     port: int
-    weight: int
+    weight: int | None  # None: not known (a MAC in the live table the state file lacks)
     health: str = "?"
     name: str = "?"
     mac: str = ""
     forward: str = "Route"
+    slots: int | None = None  # nftables: hash slots in the live table; None for IPVS
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def parse_live_table(document: dict[str, Any] | None) -> list[LiveRule]:
 
 def nft_view(rules: list[LiveRule], state: dict[str, Any] | None) -> list[Virtual]:
     """Live rules joined with the director's state file; services without a live rule (no
-    healthy realserver) still show, with weight 0 everywhere."""
+    healthy realserver) still show, with 0 slots everywhere."""
     by_key = {(r.vip, r.port): r for r in rules}
     views = []
     seen = set()
@@ -93,13 +95,15 @@ def nft_view(rules: list[LiveRule], state: dict[str, Any] | None) -> list[Virtua
         for row in service.get("realservers", []):
             mac = (row.get("mac") or "").lower()
             health = "up" if row.get("healthy") else f"down ({row.get('reason') or '?'})"
-            reals.append(Real(row["address"], key[1], slots.pop(mac, 0) if mac else 0,
-                              health, row["name"], mac))
-        reals += [Real("?", key[1], count, "?", "?", mac) for mac, count in slots.items()]
+            reals.append(Real(row["address"], key[1], row.get("weight"), health, row["name"],
+                              mac, slots=slots.pop(mac, 0) if mac else 0))
+        reals += [Real("?", key[1], None, "?", "?", mac, slots=count)
+                  for mac, count in slots.items()]
         views.append(_nft_virtual(key, live, reals))
     for key, live in by_key.items():
         if key not in seen:
-            reals = [Real("?", key[1], count, "?", "?", mac) for mac, count in live.slots.items()]
+            reals = [Real("?", key[1], None, "?", "?", mac, slots=count)
+                     for mac, count in live.slots.items()]
             views.append(_nft_virtual(key, live, reals))
     return views
 
@@ -142,7 +146,10 @@ def parse_proc_ip_vs(text: str) -> list[Virtual]:
                 address, port = _hex_endpoint(parts[1])
             except ValueError:
                 continue  # the column header line
-            reals.append(Real(address, port, int(parts[3]), "up" if int(parts[3]) else "-",
+            # keepalived removes a realserver that fails its check: a listed one is up, and
+            # weight 0 means quiesced (the spec's weight 0).
+            weight = int(parts[3])
+            reals.append(Real(address, port, weight, "up" if weight else "quiesced",
                               forward=parts[2]))
     close()
     return views
@@ -150,13 +157,16 @@ def parse_proc_ip_vs(text: str) -> list[Virtual]:
 
 def render_table(views: list[Virtual]) -> str:
     lines = ["Prot LocalAddress:Port Scheduler Flags",
-             "  -> RemoteAddress:Port           Forward Weight Health           Name      MAC"]
+             "  -> RemoteAddress:Port           Forward Weight Slots Health           Name"
+             "      MAC"]
     for view in views:
         lines.append(f"{view.protocol:<4} {view.vip}:{view.port} {view.scheduler} "
                      f"[{view.engine}] {view.detail}".rstrip())
         for real in view.reals:
             endpoint = f"{real.address}:{real.port}"
-            lines.append(f"  -> {endpoint:<27} {real.forward:<7} {real.weight:<6} "
+            weight = "?" if real.weight is None else real.weight
+            slots = "-" if real.slots is None else real.slots
+            lines.append(f"  -> {endpoint:<27} {real.forward:<7} {weight:<6} {slots:<5} "
                          f"{real.health:<16} {real.name:<9} {real.mac}".rstrip())
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,16 @@ from pathlib import Path
 
 from stackha.lvs.status import parse_live_table
 from tests.conftest import EXAMPLE_CONFIGS
-from tests.integration.netlab import Host, NetLab, in_ns, keepalived_pids, run, wait_until
+from tests.integration.netlab import (
+    ZOOKEEPER_SECTION,
+    Host,
+    NetLab,
+    in_ns,
+    keepalived_pids,
+    kill_at_once,
+    run,
+    wait_until,
+)
 
 VIP = "10.99.0.200"
 PORT = 8066
@@ -28,11 +37,7 @@ DIRECTORS = ("director1", "director2")
 
 SPEC = """
 cluster: lvs
-zookeeper:
-  hosts: "{zk}"
-  coordinator_auth: {{env: STACKHA_COORDINATOR_CREDENTIAL}}
-  agent_auth: {{env: STACKHA_AGENT_CREDENTIAL}}
-nodes:
+""" + ZOOKEEPER_SECTION + """nodes:
   - {{name: director1, address: 10.99.0.21/24, interface: eth0, roles: [director]}}
   - {{name: director2, address: 10.99.0.22/24, interface: eth0, roles: [director]}}
   - {{name: mycat1, address: 10.99.0.31/24, interface: eth0, roles: [mycat]}}
@@ -48,13 +53,13 @@ vrrp_groups:
 lvs_services:
   - vip: {vip}
     port: {port}
-    scheduler: rr
+    scheduler: {scheduler}
     persistence_timeout: {persistence}
     engine: nftables
     check: tcp
     check_interval: {interval}
     check_timeout: {timeout}
-    realservers: [mycat1, mycat2, mycat3]
+    realservers: {realservers}
 """
 
 NAME_SERVER = """
@@ -113,10 +118,12 @@ class LvsLab:
             self.start_agent(name)
         del zk
 
-    def push(self, persistence: int) -> None:
+    def push(self, persistence: int, scheduler: str = "rr",
+             realservers: str = "[mycat1, mycat2, mycat3]") -> None:
         (self.configs / "stackha.yaml").write_text(SPEC.format(
             zk=self.net.zookeeper.hosts, vip=VIP, port=PORT, persistence=persistence,
-            interval=CHECK_INTERVAL, timeout=CHECK_TIMEOUT))
+            interval=CHECK_INTERVAL, timeout=CHECK_TIMEOUT, scheduler=scheduler,
+            realservers=realservers))
         self.net.stackha("push-config", "--configs", str(self.configs))
 
     def node_dir(self, name: str) -> Path:
@@ -150,8 +157,7 @@ class LvsLab:
         process.wait(timeout=10)
 
     def kill_keepalived(self, name: str) -> None:
-        for pid in keepalived_pids(self.hosts[name]):
-            os.kill(pid, signal.SIGKILL)
+        kill_at_once(keepalived_pids(self.hosts[name]))
 
     def teardown(self) -> None:
         for process in self.agents.values():

@@ -23,6 +23,14 @@ SUBNET = "10.99.0"
 LAN_ADDRESS = f"{SUBNET}.1"
 
 
+# The zookeeper section of every lab's stackha.yaml (a str.format template: {zk} = hosts).
+ZOOKEEPER_SECTION = """zookeeper:
+  hosts: "{zk}"
+  coordinator_auth: {{env: STACKHA_COORDINATOR_CREDENTIAL}}
+  agent_auth: {{env: STACKHA_AGENT_CREDENTIAL}}
+"""
+
+
 def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=check)
 
@@ -158,3 +166,21 @@ def keepalived_pids(host: Host) -> list[int]:
                 rb"--dont-fork", b" ".join(cmdline)):
             found.append(int(pid))
     return found
+
+
+def kill_at_once(pids: list[int]) -> None:
+    """SIGKILL a process tree as a crash would: all of it at the same instant.
+
+    Killed one by one, keepalived's VRRP child outlives its parent by a moment, and the
+    parent's death makes the child (realtime, so it runs first) stop gracefully: a priority-0
+    advert and its VIPs removed, which is no crash at all. Stopped first, nobody can react."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

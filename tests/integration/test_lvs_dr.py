@@ -30,7 +30,7 @@ from tests.integration.lvslab import (
     LvsLab,
     source_macs,
 )
-from tests.integration.netlab import NetLab, in_ns, run, wait_until
+from tests.integration.netlab import in_ns, run, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -176,6 +176,37 @@ def test_persistence_keeps_a_client_on_one_realserver(lab):
                    20, what="director1 back to hashing connections")
 
 
+def slot_counts(lab: LvsLab, director: str) -> dict[str, int]:
+    rule = lab.live(director)
+    return dict(rule.slots) if rule else {}
+
+
+def test_weights_share_the_slots_and_weight_0_quiesces(lab):
+    lab.push(persistence=0, scheduler="wrr", realservers="{mycat1: 2, mycat2: 1, mycat3: 0}")
+    weighted = {lab.mac("mycat1"): 80, lab.mac("mycat2"): 40}
+    try:
+        for director in DIRECTORS:
+            wait_until(lambda d=director: slot_counts(lab, d) == weighted, 20,
+                       what=f"{director} to share the slots 2:1:0")
+        answers = lab.connect(30)
+        assert "ERR" not in " ".join(answers), answers
+        assert set(answers) == {"mycat1", "mycat2"}, answers
+        done = lab.stackha("director1", "lvs", "status", "--state-dir",
+                           str(lab.node_dir("director1") / "state"))
+        rows = {x.split()[6]: x.split()[2:6] for x in done.stdout.splitlines()
+                if x.startswith("  -> 10.")}
+        # name: forward, weight, slots, health; the quiesced realserver is still listed
+        assert rows == {"mycat1": ["Route", "2", "80", "up"],
+                        "mycat2": ["Route", "1", "40", "up"],
+                        "mycat3": ["Route", "0", "0", "up"]}, done.stdout
+    finally:
+        lab.push(persistence=0)
+        even = {lab.mac(n): 40 for n in REALSERVERS}
+        for director in DIRECTORS:
+            wait_until(lambda d=director: slot_counts(lab, d) == even, 20,
+                       what=f"{director} back to even shares")
+
+
 def test_stopping_an_agent_leaves_the_realserver_in_place(lab):
     lab.kill_agent("mycat3", signal.SIGTERM)
     try:
@@ -205,16 +236,6 @@ def test_the_backup_director_takes_over_when_the_active_one_dies(lab):
     assert lab.forwards_to("director1", REALSERVERS)
 
 
-@pytest.fixture
-def eth0_namespace(tmp_path):
-    """keepalived checks that the interface exists: give it an eth0 whatever the host has."""
-    net = NetLab(tmp_path)
-    net.create()
-    host = net.add_host("kt", 2)
-    yield ("ip", "netns", "exec", host.ns, "keepalived")
-    net.destroy()
-
-
 def root_owned_stackha() -> str:
     """keepalived refuses check scripts on a path a non-root user could write."""
     wrapper = Path("/usr/local/libexec/stackha-test/stackha-lvs")
@@ -224,13 +245,22 @@ def root_owned_stackha() -> str:
     return str(wrapper)
 
 
-@pytest.mark.parametrize("check", ["mycat", "tcp"])
-def test_ipvs_rendering_passes_keepalived_config_test(eth0_namespace, check):
+WEIGHTED = "realservers: {mycat1: 2, mycat2: 1, mycat3: 0}"
+
+
+@pytest.mark.parametrize("check,realservers", [("mycat", None), ("tcp", None),
+                                               ("tcp", WEIGHTED)],
+                         ids=["mycat", "tcp", "weighted"])
+def test_ipvs_rendering_passes_keepalived_config_test(eth0_namespace, check, realservers):
     text = (EXAMPLE_CONFIGS / "stackha.yaml").read_text().replace("check: mycat",
                                                                   f"check: {check}")
+    if realservers:
+        text = text.replace("realservers: [mycat1, mycat2, mycat3]", realservers)
     spec, problems = parse_spec(text.replace("persistence_timeout: 0", "persistence_timeout: 60"))
     assert spec is not None, problems
     conf = render_keepalived(spec, "director1", RenderOptions(stackha_command=root_owned_stackha()),
                              ipvs=True)
     assert "lb_kind DR" in conf and ("MISC_CHECK" if check == "mycat" else "TCP_CHECK") in conf
+    if realservers:
+        assert "    sh-fallback\n" in conf and "        weight 0\n" in conf
     assert config_test(conf, eth0_namespace) == []

@@ -1,19 +1,15 @@
 """VRRP through the real keepalived, rendered and supervised by the agent.
 
-Two nginx nodes and a client, each in its own network namespace on one bridge; ZooKeeper runs
-in the bridge's namespace. Everything stays inside namespaces this test creates.
+The lab (tests/integration/vrrplab.py): two nginx nodes and a client, each in its own network
+namespace on one bridge; ZooKeeper runs in the bridge's namespace. Everything stays inside
+namespaces this test creates.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,153 +19,14 @@ from stackha.spec import parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 from tests.integration.netlab import (
     LAN_ADDRESS,
-    Host,
-    NetLab,
-    http_get,
     keepalived_pids,
+    kill_at_once,
     run,
     wait_until,
 )
+from tests.integration.vrrplab import VIP, VrrpLab, check_wrapper
 
 pytestmark = pytest.mark.integration
-VIP = "10.99.0.100"
-CHECK_WRAPPER = Path("/usr/local/libexec/stackha-test/stackha")
-
-SPEC = """
-cluster: vrrp
-zookeeper:
-  hosts: "{zk}"
-  coordinator_auth: {{env: STACKHA_COORDINATOR_CREDENTIAL}}
-  agent_auth: {{env: STACKHA_AGENT_CREDENTIAL}}
-nodes:
-  - {{name: nginx1, address: 10.99.0.11/24, interface: eth0, roles: [nginx]}}
-  - {{name: nginx2, address: 10.99.0.12/24, interface: eth0, roles: [nginx]}}
-vrrp_groups:
-  - name: web
-    virtual_router_id: 51
-    interface: eth0
-    vips: [{vip}/24]
-    members: {{nginx1: 150, nginx2: 100}}
-    preempt: {preempt}
-    advert_int: 0.1
-    checks: [nginx]
-health_checks:
-  nginx: {{url: "http://127.0.0.1/healthz", interval: 1, timeout: 0.5, fall: 2, rise: 2}}
-"""
-
-BOOTSTRAP = """
-user root;
-pid nginx.pid;
-error_log stderr warn;
-events { worker_connections 64; }
-http { access_log off; server { listen 80; location / { return 200 "bootstrap\\n"; } } }
-"""
-
-
-def check_wrapper() -> str:
-    """keepalived refuses check scripts on a path a non-root user could write (a checkout
-    under /tmp, say), so the tests run `stackha check` through a root-owned wrapper."""
-    CHECK_WRAPPER.parent.mkdir(parents=True, exist_ok=True)
-    CHECK_WRAPPER.write_text(f'#!/bin/sh\nexec {sys.executable} -m stackha "$@"\n')
-    CHECK_WRAPPER.chmod(0o755)
-    return str(CHECK_WRAPPER)
-
-
-class VrrpLab:
-    def __init__(self, root: Path, preempt: bool):
-        self.root = root
-        self.net = NetLab(root)
-        self.preempt = preempt
-        self.agents: dict[str, object] = {}
-
-    def setup(self) -> None:
-        self.net.create()
-        self.n1 = self.net.add_host("nginx1", 11)
-        self.n2 = self.net.add_host("nginx2", 12)
-        self.client = self.net.add_host("client", 50)
-        zk = self.net.start_zookeeper()
-        configs = self.root / "configs"
-        shutil.copytree(EXAMPLE_CONFIGS / "nginx", configs / "nginx")
-        conf = configs / "nginx/nginx.conf"
-        conf.write_text("user root;\n" + conf.read_text())
-        (configs / "stackha.yaml").write_text(SPEC.format(
-            zk=zk.hosts, vip=VIP, preempt="true" if self.preempt else "false"))
-        self.configs = configs
-        self.net.stackha("push-config", "--configs", str(configs))
-        self.wrapper = check_wrapper()
-        for host in (self.n1, self.n2):
-            self.start_nginx(host)
-            self.start_agent(host)
-
-    def node_dir(self, host: Host) -> Path:
-        return self.root / host.name
-
-    def nginx_cmd(self, host: Host, *extra: str) -> list[str]:
-        prefix = self.node_dir(host) / "nginx"
-        return ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), *extra]
-
-    def start_nginx(self, host: Host) -> None:
-        prefix = self.node_dir(host) / "nginx"
-        prefix.mkdir(parents=True, exist_ok=True)
-        (prefix / "logs").mkdir(exist_ok=True)
-        if not (prefix / "nginx.conf").exists():
-            (prefix / "nginx.conf").write_text(BOOTSTRAP)
-        # nginx daemonizes and keeps stderr open: a captured pipe would never reach EOF.
-        with open(self.node_dir(host) / "nginx.log", "ab") as log:
-            subprocess.run(["ip", "netns", "exec", host.ns, *self.nginx_cmd(host)],
-                           stdout=log, stderr=subprocess.STDOUT, check=True, timeout=30)
-
-    def stop_nginx(self, host: Host) -> None:
-        run("ip", "netns", "exec", host.ns, *self.nginx_cmd(host, "-s", "stop"))
-
-    def start_agent(self, host: Host) -> None:
-        base = self.node_dir(host)
-        command = [sys.executable, "-m", "stackha", "agent", "--node", host.name,
-                   "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
-                   "--state-dir", str(base / "state"), "--run-dir", str(base / "run"),
-                   "--nginx-dir", str(base / "nginx"),
-                   "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
-                   "--keepalived-dir", str(base / "keepalived"),
-                   "--stackha-command", self.wrapper, "--heartbeat", "0.5"]
-        self.agents[host.name] = self.net.spawn(host.ns, command, base / "agent.log")
-
-    def kill_agent(self, host: Host, sig: int = signal.SIGKILL) -> None:
-        process = self.agents.pop(host.name)
-        process.send_signal(sig)
-        process.wait(timeout=20)
-
-    def crash(self, host: Host) -> None:
-        """A node crash: agent and keepalived die at once, and the host drops off the LAN.
-
-        A SIGKILLed keepalived cannot remove its VIP; on a real crash the box is gone, so the
-        stale address must go off the network with it or the test would see a split brain that
-        no real failure produces."""
-        self.kill_agent(host)
-        for pid in keepalived_pids(host):
-            os.kill(pid, signal.SIGKILL)
-        run("ip", "-n", host.ns, "link", "set", "eth0", "down")
-
-    def holder(self) -> str | None:
-        holders = [h.name for h in (self.n1, self.n2) if h.is_up() and VIP in h.addresses()]
-        assert len(holders) <= 1, f"VIP on several nodes: {holders}"
-        return holders[0] if holders else None
-
-    def client_reaches_vip(self) -> bool:
-        return http_get(self.client, f"http://{VIP}/healthz") == "ok\n"
-
-    def log(self, host: Host) -> str:
-        return (self.node_dir(host) / "agent.log").read_text()
-
-    def teardown(self) -> None:
-        for process in self.agents.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.agents.values():
-            try:
-                process.wait(timeout=10)
-            except Exception:
-                process.kill()
-        self.net.destroy()
 
 
 @pytest.fixture
@@ -220,8 +77,7 @@ def test_master_killed_hard_moves_the_vip(lab):
 
 def test_supervisor_restarts_a_dead_keepalived(lab):
     before = keepalived_pids(lab.n1)
-    for pid in before:
-        os.kill(pid, signal.SIGKILL)
+    kill_at_once(before)
     wait_until(lambda: (now := keepalived_pids(lab.n1)) and not set(now) & set(before), 15,
                what="keepalived restarted by the agent")
     wait_until(lambda: lab.holder() == "nginx1", 15, what="nginx1 master again (preempt)")
@@ -255,7 +111,7 @@ def test_nopreempt_leaves_the_vip_where_it_is(lab_factory):
     lab.start_agent(first)
     wait_until(lambda: "group=web state=BACKUP" in lab.log(first).split(
         "event=keepalived_stopped")[-1], 15, what=f"{first.name} back as backup")
-    time.sleep(2)  # twenty advert intervals: a preempting router would have taken over
+    time.sleep(2)  # dozens of advert intervals: a preempting router would have taken over
     assert lab.holder() == other.name
 
 
@@ -267,16 +123,6 @@ def test_takeover_announces_the_new_mac_without_client_traffic(lab):
     # No traffic from the client since: only a gratuitous ARP can have changed its entry.
     wait_until(lambda: lab.client.neighbour_mac(VIP) == lab.n2.mac(), 5,
                what="client's neighbour entry to show nginx2's MAC")
-
-
-@pytest.fixture
-def eth0_namespace(tmp_path):
-    """keepalived checks that the interface exists: give it an eth0 whatever the host has."""
-    net = NetLab(tmp_path)
-    net.create()
-    host = net.add_host("kt", 2)
-    yield ("ip", "netns", "exec", host.ns, "keepalived")
-    net.destroy()
 
 
 def test_rendered_files_pass_keepalived_config_test_for_every_node(eth0_namespace):

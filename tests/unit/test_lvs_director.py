@@ -96,7 +96,8 @@ def test_status_joins_the_live_table_with_health(tmp_path):
     state = json.loads((tmp_path / "lvs-director.json").read_text())
     [view] = nft_view(parse_live_table(LIVE), state)
     reals = {r.name: r for r in view.reals}
-    assert reals["mycat1"].weight == 2 and reals["mycat1"].health == "up"
+    assert reals["mycat1"].slots == 2 and reals["mycat1"].health == "up"
+    assert reals["mycat1"].weight == 1  # the spec's weight, from the state file
     assert reals["mycat2"].health == "down (refused)"
     text = render_table([view])
     assert "TCP  10.0.0.200:8066 hash(conn) [nftables] dev eth0 packets 12" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stackha.problems import errors, warnings
-from stackha.spec import parse_spec
+from stackha.spec import DEFAULT_ADVERT_INT_V3, HealthCheck, parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
 EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()
@@ -17,7 +17,7 @@ def test_example_spec_is_valid():
     assert not errors(problems)
     assert {g.name for g in spec.vrrp_groups} == {"web", "mycat"}
     web = next(g for g in spec.vrrp_groups if g.name == "web")
-    assert web.virtual_router_id == 51 and web.advert_int == 0.1 and web.version == 3
+    assert web.virtual_router_id == 51 and web.advert_int == 0.03 and web.version == 3
     assert [m.node for m in web.members] == ["nginx1", "nginx2"]
     assert spec.lvs_services[0].realservers == ("mycat1", "mycat2", "mycat3")
     assert spec.zookeeper.coordinator_auth.env == "STACKHA_COORDINATOR_CREDENTIAL"
@@ -89,3 +89,43 @@ def test_vip_outside_member_subnet_is_a_warning_only():
     assert spec is not None
     assert any("outside the subnet" in str(p) for p in warnings(problems))
     assert not errors(problems)
+
+
+def test_timer_defaults_when_the_spec_gives_none():
+    # The failover targets of bench/failover.py are met with these defaults (see spec.py).
+    text = EXAMPLE.replace("    advert_int: 0.03\n", "")
+    spec, problems = parse_spec(text)
+    assert spec is not None, [str(p) for p in problems]
+    assert {g.advert_int for g in spec.vrrp_groups} == {DEFAULT_ADVERT_INT_V3} == {0.03}
+    classic, _ = parse_spec(text.replace("    checks: [nginx]\n",
+                                         "    checks: [nginx]\n    version: 2\n"))
+    assert classic is not None
+    assert next(g for g in classic.vrrp_groups if g.name == "web").advert_int == 1.0
+    check = HealthCheck("nginx")
+    assert (check.interval, check.timeout, check.fall, check.rise) == (1, 1.0, 2, 2)
+
+
+def test_a_spec_without_credentials_is_warned_about_open_acls():
+    text = "\n".join(line for line in EXAMPLE.splitlines() if "_auth:" not in line)
+    spec, problems = parse_spec(text, "s.yaml")
+    assert spec is not None and spec.zookeeper.coordinator_auth is None
+    assert any("open ACLs" in str(p) for p in warnings(problems)), [str(p) for p in problems]
+    _, with_auth = parse_spec(EXAMPLE, "s.yaml")
+    assert not any("open ACLs" in str(p) for p in with_auth)
+
+
+def test_cross_section_errors_come_with_field_errors_in_one_run():
+    # A bad scheduler, a VRID reused on the segment, a member that is no node, and a broken
+    # node entry before them all: every one is reported, each at its own line.
+    text = (EXAMPLE.replace("scheduler: sh", "scheduler: nope")
+            .replace("virtual_router_id: 52", "virtual_router_id: 51")
+            .replace("nginx2: 100}", "nginx9: 100}")
+            .replace("{name: nginx2, address: 10.77.0.12/24,", "{name: nginx2, address: x,"))
+    spec, problems = parse_spec(text, "s.yaml")
+    assert spec is None
+    found = [str(p) for p in errors(problems)]
+    for expected in ("lvs_services[0].scheduler", "virtual_router_id 51 is already used",
+                     "member 'nginx9' is not a node", "nodes[1].address"):
+        assert any(expected in line for line in found), (expected, found)
+    duplicate = next(line for line in found if "already used" in line)
+    assert f"line {EXAMPLE.splitlines().index('    virtual_router_id: 52') + 1}:" in duplicate
