@@ -160,7 +160,8 @@ class Agent:
             if settings.mycat_health is not None:
                 health = mysql_health(settings.mycat_health, settings.target)
             if settings.mycat_manager is not None:
-                self.mycat_reload = ManagerReload(settings.mycat_manager, settings.target)
+                start = command_reload(list(settings.reload)) if settings.reload else None
+                self.mycat_reload = ManagerReload(settings.mycat_manager, settings.target, start)
         reload: Callable[[], str | None] | None = None
         if role == "mycat" and self.mycat_reload is not None:
             reload = self.mycat_reload

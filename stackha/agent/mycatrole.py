@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checks import check_mysql, check_tcp
-from ..mycat.manager import ManagerClient, ManagerError, reload_kind
+from ..mycat.manager import ManagerClient, ManagerError, ManagerUnavailable, reload_kind
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,13 @@ class ManagerReload:
     """A ``FileSync`` reload for MyCat; ``prepare`` is told the new files before they are
     written, so the reload kind compares them with what MyCat has loaded now."""
 
-    def __init__(self, settings: MycatManagerSettings, conf_dir: Path) -> None:
+    def __init__(self, settings: MycatManagerSettings, conf_dir: Path,
+                 start: Callable[[], str | None] | None = None) -> None:
         self.settings = settings
         self.conf_dir = conf_dir
+        # Run when the manager port does not answer (the first version, or MyCat down):
+        # there is nothing to reload then, only something to start.
+        self.start = start
         self.kind: str | None = "config"
         # The manager password as it was before the files changed: the running MyCat still
         # checks logins against the old server.xml until the reload is done.
@@ -132,6 +136,12 @@ class ManagerReload:
                 client.reload_config_all(self.settings.retries, self.settings.backoff)
             else:
                 client.reload_config()
+        except ManagerUnavailable as exc:
+            if self.start is None:
+                return f"reload @@{self.kind} on {self.settings.host}:{self.settings.port}: " \
+                       f"{exc.message}"
+            log.info("event=mycat_not_running action=start reason=%r", exc.message)
+            return self.start()
         except ManagerError as exc:
             return f"reload @@{self.kind} on {self.settings.host}:{self.settings.port}: " \
                    f"{exc.message}"

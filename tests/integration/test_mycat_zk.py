@@ -306,3 +306,55 @@ def test_agent_drains_mycat_on_stop_and_undrains_on_start(mycat_node, configs, z
     # The log is appended across runs: the first agent undrained once already.
     wait_for(lambda: mycat_node.log("agent").count("event=mycat_undrained") == 2, 30, "undrain")
     mycat_node.login("app_pw")
+
+
+STARTER = """
+import socket, subprocess, sys, time
+conf, port, manager, log = sys.argv[1:5]
+with open(log, "ab") as out:
+    subprocess.Popen([sys.executable, "-m", "stackha.standin", "--conf", conf, "--host",
+                      "127.0.0.1", "--port", port, "--manager-port", manager],
+                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     start_new_session=True)
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(manager)), 0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.2)
+sys.exit("mycat-standin did not start")
+"""
+
+
+def test_agent_starts_mycat_when_the_manager_port_does_not_answer(mycat_node, configs,
+                                                                 zookeeper):
+    # MyCat is not running (a node's first version): the manager reload has nothing to talk
+    # to, so the agent runs --mycat-reload to start it; later versions reload through 9066.
+    assert mycat_node.standin is not None
+    mycat_node.standin.send_signal(signal.SIGTERM)
+    mycat_node.standin.wait(timeout=20)
+    starter = mycat_node.root / "start-standin.py"
+    starter.write_text(STARTER)
+    start = " ".join([sys.executable, str(starter), str(mycat_node.conf), str(mycat_node.port),
+                      str(mycat_node.manager_port), str(mycat_node.root / "standin.log")])
+    assert _push(configs) == 0
+    try:
+        _first_start_then_reload(mycat_node, configs, zookeeper, start)
+    finally:  # the standin the agent started is no child of this test
+        subprocess.run(["pkill", "-f", "--", f"--manager-port {mycat_node.manager_port}"],
+                       check=False)
+
+
+def _first_start_then_reload(mycat_node, configs, zookeeper, start: str) -> None:
+    mycat_node.start_agent("--mycat-reload", start)
+    wait_for(lambda: _applied(configs, zookeeper, 1), 30, "mycat1 to apply version 1")
+    assert "event=mycat_not_running action=start" in mycat_node.log("agent")
+    mycat_node.login("app_pw")
+
+    server = configs / "mycat/server.xml"
+    server.write_text(server.read_text().replace(">app_pw<", ">rotated_pw<"))
+    assert _push(configs) == 0
+    wait_for(lambda: _applied(configs, zookeeper, 2), 30, "mycat1 to apply version 2")
+    mycat_node.login("rotated_pw")
+    assert mycat_node.log("agent").count("event=mycat_not_running") == 1
+    assert "command='reload @@config' result=ok" in mycat_node.log("standin")
