@@ -303,6 +303,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    from .drill.command import cmd_drill as run_drill
+
+    return run_drill(args, read_spec, _emit, CommandError)
+
+
 def _common(parser: argparse.ArgumentParser, zk: bool = True) -> None:
     parser.add_argument("--configs", type=Path, default=Path("configs"),
                         help="directory with stackha.yaml, nginx/ and mycat/ (default configs/)")
@@ -358,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nginx-reload", help="command that reloads nginx, e.g. 'nginx -s reload'")
     p.add_argument("--nginx-health-url", help="URL the nginx health check asks")
     p.add_argument("--mycat-dir", type=Path, help="MyCat conf directory")
-    p.add_argument("--mycat-reload", help="command that reloads MyCat")
+    p.add_argument("--mycat-reload", help="command that reloads MyCat; with --mycat-manager, "
+                                          "the command that starts it when the manager port "
+                                          "does not answer")
     add_mycat_agent_options(p)
     p.add_argument("--heartbeat", type=float, default=5.0, help="status refresh, seconds")
     p.add_argument("--health-wait", type=float, default=5.0,
@@ -401,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_arguments(p)
     p.set_defaults(func=cmd_status)
     add_lab_parsers(sub, _common)
+    from .drill.command import add_parser as add_drill_parser
+
+    add_drill_parser(sub, _common, cmd_drill)
 
     lvs_cli.register(sub)
     return parser

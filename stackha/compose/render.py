@@ -121,8 +121,14 @@ def _agent_command(spec: StackSpec, node: Node) -> list[str]:
         command += ["--nginx-dir", NGINX_DIR,
                     "--nginx-reload", "stackha-lab-service reload nginx"]
     if "mycat" in node.roles:
+        # Reloads go through MyCat's manager port (reload @@config or @@config_all, with the
+        # password MyCat has loaded); the lab script only starts MyCat on the first version.
+        check = spec.health_check("mycat")
         command += ["--mycat-dir", MYCAT_DIR,
+                    "--mycat-manager", f"127.0.0.1:{check.manager_port or 9066}",
                     "--mycat-reload", "stackha-lab-service reload mycat"]
+        if check.user:
+            command.append("--mycat-health")
     if spec.groups_of(node.name):
         command += ["--keepalived-dir", KEEPALIVED_DIR, "--stackha-command", STACKHA]
     if _is_director(spec, node) or node.name in _realservers(spec):
@@ -145,7 +151,9 @@ def _checks_mycat_login(spec: StackSpec, node: Node) -> bool:
 def _capabilities(spec: StackSpec, node: Node) -> list[str]:
     caps = set()
     if spec.groups_of(node.name):
-        caps |= {"NET_ADMIN", "NET_RAW"}
+        # SYS_NICE: keepalived's VRRP process runs realtime (vrrp_rt_priority); without it
+        # the 0.03 s adverts flap when the host is busy.
+        caps |= {"NET_ADMIN", "NET_RAW", "SYS_NICE"}
     if _is_director(spec, node) or node.name in _realservers(spec):
         caps.add("NET_ADMIN")
     return sorted(caps)

@@ -64,9 +64,9 @@ def test_every_address_is_static_on_the_spec_network(backend):
 
 def test_capabilities_and_sysctls_follow_the_roles(backend):
     services = compose_document(_spec(), backend)["services"]
-    assert services["nginx1"]["cap_add"] == ["NET_ADMIN", "NET_RAW"]
+    assert services["nginx1"]["cap_add"] == ["NET_ADMIN", "NET_RAW", "SYS_NICE"]
     assert "sysctls" not in services["nginx1"]
-    assert services["director1"]["cap_add"] == ["NET_ADMIN", "NET_RAW"]
+    assert services["director1"]["cap_add"] == ["NET_ADMIN", "NET_RAW", "SYS_NICE"]
     assert services["mycat1-standin"]["cap_add"] == ["NET_ADMIN"]
     assert services["mycat1-standin"]["sysctls"] == {
         "net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2",
@@ -85,6 +85,9 @@ def test_agent_commands(backend):
     assert "--lvs" in director and "--mycat-password-file" in director
     mycat = services["mycat3-standin"]["command"]
     assert "--lvs" in mycat and "--mycat-dir" in mycat and "--keepalived-dir" not in mycat
+    # Reloads through the manager port; the lab script only starts MyCat the first time.
+    assert mycat[mycat.index("--mycat-manager") + 1] == "127.0.0.1:9066"
+    assert "--mycat-health" in mycat and "--mycat-reload" in mycat
     assert services["mycat3-standin"]["environment"]["STACKHA_LAB_SERVICES"] == "mycat"
 
 

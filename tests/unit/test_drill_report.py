@@ -1,0 +1,113 @@
+"""stackha drill, pure: results as the terminal table, JSON and the PNG timeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stackha.drill.analysis import StatusSample, probe_figures
+from stackha.drill.probes import Sample
+from stackha.drill.report import (
+    HEADER,
+    format_outage,
+    render_json,
+    render_table,
+    table_rows,
+)
+from stackha.drill.result import ScenarioResult, Timeline
+
+
+def samples(pattern: str, marked_at: int | None = None) -> tuple[Sample, ...]:
+    return tuple(Sample(t=i * 0.01 - 0.1, duration=0.002, ok=c == ".", error="" if c == "."
+                        else "TimeoutError: timed out", marked=i == marked_at)
+                 for i, c in enumerate(pattern))
+
+
+def ran(name: str = "nginx-master-killed", served: bool | None = None,
+        green: float | None = 4.25) -> ScenarioResult:
+    web, sql = samples("." * 20 + "x" * 150 + "." * 30), samples("." * 200)
+    status = (StatusSample(0.0, True), StatusSample(0.5, True, problems=("a: not reporting",)),
+              StatusSample(1.0, False, problems=("status unreadable: x",)),
+              StatusSample(2.0, True))
+    return ScenarioResult(
+        name=name, title="nginx master killed", figures={
+            "web": probe_figures(web), "sql": probe_figures(sql),
+            "web@nginx1": probe_figures(samples("...", marked_at=1))},
+        green_after_heal=green, non_green=1.5, served_rejected=served,
+        findings=("killed nginx1", "web MASTER: nginx1 → nginx2 (0.4 s)"),
+        events={"inject": 0.0, "heal": 1.2, "green": 2.0},
+        timeline=Timeline({"web": web, "sql": sql}, status,
+                          {"inject": 0.0, "heal": 1.2, "green": 2.0}))
+
+
+def test_table_has_one_row_per_scenario_and_the_reason_of_those_not_run():
+    results = [ran(), ran("bad-config", served=False), ran("node-cut", green=None),
+               ScenarioResult("zk-outage", "all of ZooKeeper", not_run="no ZooKeeper leader")]
+    text = render_table(results)
+    lines = text.splitlines()
+    assert lines[0].split("  ")[0] == "SCENARIO" and all(h in lines[0] for h in HEADER)
+    assert lines[1].startswith("nginx-master-killed")
+    assert "1.50 s" in lines[1] and "150/200" in lines[1] and "none" in lines[1]
+    assert "0/200" in lines[1] and "4.2 s" in lines[1] and lines[1].rstrip().endswith("-")
+    assert lines[2].rstrip().endswith("no")
+    assert "NOT GREEN" in lines[3]
+    assert lines[4].split()[0] == "zk-outage" and "not run: no ZooKeeper leader" in lines[4]
+    assert "  - killed nginx1" in text
+    assert "  - probe web@nginx1: outage none, failed 0/3, 1 answer(s) with the rejected " \
+           "content" in text
+
+
+def test_columns_line_up():
+    lines = render_table([ran(), ran("bad-config-health", served=True)],
+                         findings=False).splitlines()
+    starts = {line.index(cell) for line in lines[1:]
+              for cell in [line.split()[1]]}
+    assert len(starts) == 1
+    assert lines[2].rstrip().endswith("YES")
+
+
+def test_outage_formats():
+    assert format_outage(None) == "-"
+    assert format_outage(probe_figures(samples("...."))) == "none"
+    assert format_outage(probe_figures(samples("..x.."))) == "10 ms"
+    assert format_outage(probe_figures(samples(".xxxxxxxxxxxx.x."))) == "0.12 s (2x)"
+    assert format_outage(probe_figures(samples("..xxxxxxxxxxxx"), end=0.5)) \
+        == ">0.58 s (not recovered)"
+
+
+def test_table_rows_of_a_scenario_not_run():
+    assert table_rows([ScenarioResult("a", "b", not_run="why")]) == [("a", "not run: why")]
+
+
+def test_json_document():
+    results = [ran(served=True), ScenarioResult("zk-outage", "t", not_run="why")]
+    data = json.loads(render_json(results, {"zk_outage": 60.0}))
+    assert data["options"] == {"zk_outage": 60.0}
+    first, second = data["scenarios"]
+    assert first["ran"] and first["probes"]["web"]["failed"] == 150
+    assert first["probes"]["web"]["longest_outage_s"] == pytest.approx(1.5)
+    assert first["green_after_heal_s"] == 4.25 and first["served_rejected_config"] is True
+    assert first["events"] == {"inject": 0.0, "heal": 1.2, "green": 2.0}
+    assert second == {"name": "zk-outage", "title": "t", "ran": False, "not_run": "why",
+                      "probes": {}, "green_after_heal_s": None, "non_green_s": 0.0,
+                      "served_rejected_config": None, "findings": [], "events": {}}
+
+
+def test_timeline_png(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    from stackha.drill.timeline import render_all, render_png
+
+    path = render_png(ran(), tmp_path / "out" / "t.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = render_all([ran(), ScenarioResult("x", "y", not_run="z")], tmp_path)
+    assert [p.name for p in written] == ["drill-nginx-master-killed.png"]
+
+
+def test_timeline_needs_a_run():
+    pytest.importorskip("matplotlib")
+    from stackha.drill.timeline import render_png
+
+    with pytest.raises(ValueError, match="not run"):
+        render_png(ScenarioResult("x", "y", not_run="z"), Path("/nonexistent/x.png"))
