@@ -67,6 +67,33 @@ def config_test(text: str, keepalived: tuple[str, ...] = (KEEPALIVED,)) -> list[
     return reasons
 
 
+PID_FILES = ("keepalived.pid", "keepalived-vrrp.pid", "keepalived-checkers.pid")
+
+
+def _runs_keepalived_on(pid: int, config: Path) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return argv[0].endswith(b"keepalived") and str(config).encode() in argv
+
+
+def _terminate(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM a process that is not our child, SIGKILL if it outlives ``timeout``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
 @dataclass
 class KeepalivedProcess:
     """keepalived as a supervised child: restarted with backoff, reloaded with SIGHUP.
@@ -92,9 +119,9 @@ class KeepalivedProcess:
         prefix = self.run_dir
         return [KEEPALIVED, "--dont-fork", "--log-console", "--log-detail",
                 "--use-file", str(self.config),
-                "--pid", str(prefix / "keepalived.pid"),
-                "--vrrp_pid", str(prefix / "keepalived-vrrp.pid"),
-                "--checkers_pid", str(prefix / "keepalived-checkers.pid"),
+                "--pid", str(prefix / PID_FILES[0]),
+                "--vrrp_pid", str(prefix / PID_FILES[1]),
+                "--checkers_pid", str(prefix / PID_FILES[2]),
                 *self.extra_args]
 
     @property
@@ -114,7 +141,27 @@ class KeepalivedProcess:
                                         daemon=True)
         self._thread.start()
 
+    def _clear_pid_files(self) -> None:
+        """keepalived will not start while its pid files name a live process ("daemon is
+        already running"). Left by a crash or a container restart they name a dead or
+        unrelated pid: remove them. One naming a keepalived on our config is an orphan of an
+        earlier agent: stop it first, or two would fight over the VIPs."""
+        for name in PID_FILES:  # the parent first: its children go with it
+            path = self.run_dir / name
+            try:
+                pid = int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                path.unlink(missing_ok=True)
+                continue
+            if _runs_keepalived_on(pid, self.config):
+                log.warning("event=keepalived_orphan_stopped pid=%d", pid)
+                _terminate(pid)
+            elif pid:
+                log.info("event=keepalived_stale_pid_file file=%s pid=%d", name, pid)
+            path.unlink(missing_ok=True)
+
     def _spawn(self) -> None:
+        self._clear_pid_files()
         log_file = open(self.run_dir / "keepalived.log", "ab")
         with self._lock:
             self._process = subprocess.Popen(self.command(), stdout=log_file,

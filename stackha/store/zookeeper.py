@@ -254,11 +254,20 @@ class ZooKeeperStore:
     # status -------------------------------------------------------------------------------
     def put_status(self, node: str, data: bytes) -> None:
         path = f"{self.status_path}/{node}"
-        try:
+        stat = self.client.exists(path)
+        session = self.client.client_id[0] if self.client.client_id else None
+        if stat is not None and stat.ephemeralOwner == session:
             self.client.set(path, data)
             return
-        except NoNodeError:
-            pass
+        if stat is not None:
+            # Left by this node's previous agent (killed, restarted before its session
+            # expired): writing into it would vanish with that session, so take it over.
+            try:
+                self.client.delete(path)
+            except NoNodeError:
+                pass
+            log.info("event=status_node_taken_over node=%s previous_session=%#x", node,
+                     stat.ephemeralOwner)
         try:
             self.client.create(path, data, acl=self._status_acl(), ephemeral=True)
         except NodeExistsError:

@@ -286,3 +286,23 @@ def test_metrics_endpoint_reports_version_and_connection(tmp_path, configs, own_
         assert "stackha_reload_seconds_count" in text
     finally:
         node.close()
+
+
+def test_restarted_agent_takes_over_its_status_node(tmp_path, configs, own_zookeeper):
+    # The killed agent's session outlives it by the session timeout; its status node must not
+    # take the new agent's reports with it when that session finally expires.
+    spec = configs / "stackha.yaml"
+    spec.write_text(spec.read_text().replace("session_timeout: 10", "session_timeout: 2"))
+    node = _node(tmp_path, configs, own_zookeeper)
+    try:
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent()
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="first version applied")
+        node.stop_agent(signal.SIGKILL)
+        node.start_agent()
+        wait_for(lambda: "event=status_node_taken_over" in node.agent_log(),
+                 what="the new agent to take the status node over")
+        time.sleep(4)  # twice the session timeout: the killed agent's session has expired
+        assert _applied(configs, own_zookeeper, 1)
+    finally:
+        node.close()

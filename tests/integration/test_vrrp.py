@@ -85,6 +85,29 @@ def test_supervisor_restarts_a_dead_keepalived(lab):
     assert "event=stale_vip_withdrawn group=web" in lab.log(lab.n1)
 
 
+def test_agent_restart_clears_stale_pid_files_and_orphans(lab):
+    # Only the agent dies: its keepalived lives on as an orphan, which the next agent stops.
+    lab.kill_agent(lab.n1)
+    orphans = keepalived_pids(lab.n1)
+    assert orphans, "keepalived should outlive a SIGKILLed agent"
+    lab.start_agent(lab.n1)
+    wait_until(lambda: lab.log(lab.n1).count("event=keepalived_started") == 2, 20,
+               what="the new agent's keepalived")
+    assert "event=keepalived_orphan_stopped" in lab.log(lab.n1)
+    assert not set(orphans) & set(keepalived_pids(lab.n1))
+    wait_until(lambda: lab.holder() == "nginx1", 20, what="nginx1 master again")
+    # Everything dies at once (a container restart): the pid files stay, and one names a live
+    # but unrelated process, as after a reboot. keepalived would refuse to start on it.
+    lab.kill_agent(lab.n1)
+    kill_at_once(keepalived_pids(lab.n1))
+    (lab.node_dir(lab.n1) / "run/keepalived.pid").write_text("1\n")
+    lab.start_agent(lab.n1)
+    wait_until(lambda: lab.log(lab.n1).count("event=keepalived_started") == 3, 20,
+               what="keepalived started despite the stale pid file")
+    assert "event=keepalived_stale_pid_file file=keepalived.pid pid=1" in lab.log(lab.n1)
+    wait_until(lambda: lab.holder() == "nginx1", 20, what="nginx1 master again")
+
+
 def test_nginx_stopped_on_the_master_fails_the_check_and_moves_the_vip(lab):
     lab.stop_nginx(lab.n1)
     wait_until(lambda: lab.holder() == "nginx2", 15, what="VIP to move after health check")
