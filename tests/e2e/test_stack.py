@@ -139,6 +139,40 @@ def test_sql_survives_the_active_director_killed(lab: Lab):
         lab.restart(director)
 
 
+def _login_report(password: str) -> list[tuple]:
+    connection = pymysql.connect(host=SQL_VIP[0], port=SQL_VIP[1], user="report",
+                                 password=password, database="shop", connect_timeout=2,
+                                 read_timeout=5)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select 1")
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def test_pushed_password_change_works_through_the_mycat_vip(lab: Lab, tmp_path: Path):
+    # `report`, not `app`: the directors' health checks log in as app, so rotating app's
+    # password would need their password file changed too.
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    server = configs / "mycat/server.xml"
+    server.write_text(server.read_text().replace(">report_pw<", ">report_rotated<"))
+    stackha("push-config", "--configs", str(configs), "-m", "e2e: report password rotated")
+    try:
+        # Every realserver must have reloaded: the directors may send a login to any of them.
+        wait_until("the new password through the VIP, five times",
+                   lambda: all(_login_report("report_rotated") == [(1,)] for _ in range(5)),
+                   timeout=60, interval=1)
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            _login_report("report_pw")
+        assert refused.value.args[0] == 1045
+    finally:
+        stackha("push-config", "-m", "e2e: report password back")
+    wait_until("the old password back", lambda: _login_report("report_pw") == [(1,)],
+               timeout=60, interval=1)
+
+
 def test_down_leaves_nothing_behind(lab: Lab):
     if not lab.started_here:
         pytest.skip("the lab was up before the tests: left running")
