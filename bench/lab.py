@@ -188,13 +188,13 @@ class Lab:
         (nginx / "html" / "index.html").write_text(page)
 
     # processes ----------------------------------------------------------------------------
-    def push(self, message: str) -> Push:
+    def push(self, message: str, *extra: str) -> Push:
         """The real `stackha push-config` as its own process (validation with nginx -t,
         connect, one transaction); the commit time is ZooKeeper's mtime of config/current."""
         started, clock = time.time(), time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "stackha", "push-config", "--configs", str(self.configs),
-             "--zk", self.hosts, "-m", message],
+             "--zk", self.hosts, "-m", message, *extra],
             capture_output=True, text=True, cwd=ROOT, timeout=120)
         wall = time.monotonic() - clock
         found = re.search(r"^published version (\d+)", done.stdout, re.MULTILINE)

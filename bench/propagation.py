@@ -35,9 +35,13 @@ AGENT_COUNTS = (1, 10, 100)
 HEARTBEAT = 3600.0
 WORK = {
     "director": "director role, no files: fetch + verify version, fsync last-good, report",
-    "nginx": "nginx role: stage, real `nginx -t`, atomic writes, reload (node001: real "
-             "`nginx -s reload`, others `true`), 0.5 s settle, health GET, report",
+    "nginx": "nginx role, pushed with --all-at-once: stage, real `nginx -t`, atomic writes, "
+             "reload (node001: real `nginx -s reload`, others `true`), 0.5 s settle, health "
+             "GET, report",
+    "nginx staged": "the same, pushed as by default: the canary (node001, healthy, no VIP) "
+                    "applies first, the others poll its status every 0.2 s and follow",
 }
+PUSH_ARGS = {"director": (), "nginx": ("--all-at-once",), "nginx staged": ()}
 
 
 def run(options: BenchOptions) -> list[Table]:
@@ -72,6 +76,7 @@ def run(options: BenchOptions) -> list[Table]:
             "(interpreter start, validation with `nginx -t`, connect, one transaction) to the "
             "same status write; 'push-config process' is that process's own wall time.",
             f"director: {WORK['director']}.",
+            f"nginx staged: {WORK['nginx staged']}. With one agent there is no canary.",
             f"nginx: {WORK['nginx']}. The others cannot each run an nginx: the one pushed "
             "nginx.conf names one listen port. `nginx -t` on these files costs "
             f"{_nginx_t_cpu_ms():.1f} ms of CPU here, so every agent runs it, as a real node "
@@ -83,9 +88,7 @@ def run(options: BenchOptions) -> list[Table]:
             "agent CPU ms per version: median over agents of the CPU time (user + system, "
             "with the agent's `nginx -t`/reload children) spent during the measured pushes, "
             "divided by the pushes. It grows with N because each agent parses the whole "
-            "stackha.yaml (N nodes) on every version, with pure-Python PyYAML and twice "
-            "(yaml.compose for line numbers, then yaml.safe_load): 95% of an agent's time per "
-            "version with 100 nodes, profiled once with cProfile. All N agents share this "
+            "stackha.yaml (N nodes, with libyaml) on every version. All N agents share this "
             f"machine's {os.cpu_count()} CPU cores, so at N=100 the last agent finishes after "
             "roughly N x that CPU / cores; on real hosts each agent has its own CPU.",
             "Other jobs ran on this machine while measuring. 1-min load average before each "
@@ -97,7 +100,7 @@ def run(options: BenchOptions) -> list[Table]:
         ("agents", "median VmRSS MiB", "max VmRSS MiB", "min VmRSS MiB", "ZooKeeper VmRSS MiB"),
         tuple(memory),
         ("VmRSS from /proc/PID/status of each agent's python process, read after all pushes "
-         "of both kinds and 3 s of idle (nginx role, having applied every version).",
+         "of every kind and 3 s of idle (nginx role, having applied every version).",
          "ZooKeeper: the one java server (-Xmx256m, SerialGC) those agents were connected to."))
     return [propagation, rss_table]
 
@@ -131,7 +134,7 @@ def _measure(count: int, pushes: int) -> tuple[
         measured = {}
         loads: list[float] = []
         pids = [agent.process.pid for agent in lab.agents]
-        for kind in ("director", "nginx"):
+        for kind in PUSH_ARGS:
             if kind == "nginx":
                 lab.write_spec([(n, "nginx") for n in nodes], port)
                 lab.write_nginx_files(port, "nginx warm-up", "nginx warm-up\n")
@@ -146,7 +149,7 @@ def _measure(count: int, pushes: int) -> tuple[
                 loads.append(os.getloadavg()[0])
                 marker = f"{kind} push {k}"
                 lab.write_nginx_files(port, marker, f"{marker}\n")
-                push = lab.push(f"bench: {marker}")
+                push = lab.push(f"bench: {marker}", *PUSH_ARGS[kind])
                 applied = watch.wait_applied(push.number, nodes, timeout, lab)
                 latencies = [float(ms - push.commit_ms) for ms in applied.values()]
                 samples += latencies

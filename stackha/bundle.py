@@ -91,6 +91,8 @@ class ConfigVersion:
     created: str
     author: str
     message: str
+    # Staged rollout (stackha.rollout): role -> the node that applies this version first.
+    canaries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def digest(self) -> str:
@@ -109,11 +111,13 @@ def serialise_version(version: ConfigVersion) -> bytes:
         path: {"sha256": f.sha256, "mode": f"{f.mode:04o}", **_encode_content(f.content)}
         for path, f in sorted(version.bundle.files.items())
     }
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT, "version": version.number, "created": version.created,
         "author": version.author, "message": version.message, "digest": version.digest,
         "files": files,
     }
+    if version.canaries:
+        document["rollout"] = {"canaries": dict(version.canaries)}
     return json.dumps(document, indent=1, sort_keys=True).encode()
 
 
@@ -168,4 +172,15 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
     return ConfigVersion(
         number=number, bundle=bundle, created=str(document.get("created", "")),
         author=str(document.get("author", "")), message=str(document.get("message", "")),
+        canaries=_canaries(document.get("rollout")),
     ), []
+
+
+def _canaries(rollout: Any) -> Mapping[str, str]:
+    """The rollout's canaries; anything malformed means none (every node applies at once),
+    which is what a version from before staged rollouts means too."""
+    raw = rollout.get("canaries") if isinstance(rollout, dict) else None
+    if not isinstance(raw, dict):
+        return MappingProxyType({})
+    return MappingProxyType({role: node for role, node in raw.items()
+                             if isinstance(role, str) and isinstance(node, str) and node})

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,7 +69,14 @@ def read_spec(configs: Path) -> StackSpec:
 
 def _coordinator(args: argparse.Namespace, spec: StackSpec | None = None) -> Coordinator:
     spec = spec or read_spec(args.configs)
-    return Coordinator(open_store(spec, args.zk, "coordinator"))
+    return Coordinator(open_store(spec, args.zk, "coordinator"),
+                       staged=not getattr(args, "all_at_once", False))
+
+
+def _published_line(number: int | None, tail: str, canaries: Mapping[str, str]) -> str:
+    staged = ", ".join(f"{node} ({role})" for role, node in sorted(canaries.items()))
+    return (f"published version {number} {tail}"
+            + (f"; canary first: {staged}" if staged else ""))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -114,8 +122,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     try:
         if not args.dry_run:
             store.ensure_layout(agent_identity(spec))
-        result = Coordinator(store).push(configset.bundle, args.message or "", dry_run=args.dry_run,
-                                         mycat=mycat)
+        result = Coordinator(store, staged=not args.all_at_once).push(
+            configset.bundle, args.message or "", dry_run=args.dry_run, mycat=mycat)
     finally:
         store.close()
     if result.diff:
@@ -125,7 +133,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     elif result.outcome == "dry-run":
         _emit(f"dry run: would publish a new version after {result.previous or 'none'}")
     else:
-        _emit(f"published version {result.number} (previous {result.previous or 'none'})")
+        _emit(_published_line(result.number, f"(previous {result.previous or 'none'})",
+                              result.canaries))
     return EXIT_OK
 
 
@@ -192,7 +201,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _emit(f"unchanged: current version {result.number} already equals version "
               f"{args.version}")
     else:
-        _emit(f"published version {result.number} equal to version {args.version}")
+        _emit(_published_line(result.number, f"equal to version {args.version}",
+                              result.canaries))
     return EXIT_OK
 
 
@@ -241,8 +251,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     spec = read_spec(args.configs)
     settings = AgentSettings(node=args.node, state_dir=args.state_dir,
                              roles=_role_settings(args, spec), heartbeat=args.heartbeat,
-                             health_wait=args.health_wait, vrrp=_vrrp_settings(args),
-                             lvs=_lvs_settings(args))
+                             health_wait=args.health_wait, rollout_wait=args.rollout_wait,
+                             vrrp=_vrrp_settings(args), lvs=_lvs_settings(args))
     from .connect import build_store
 
     agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
@@ -309,6 +319,11 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return run_drill(args, read_spec, _emit, CommandError)
 
 
+def _all_at_once(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all-at-once", action="store_true",
+                        help="no canary: every node applies the version at once")
+
+
 def _common(parser: argparse.ArgumentParser, zk: bool = True) -> None:
     parser.add_argument("--configs", type=Path, default=Path("configs"),
                         help="directory with stackha.yaml, nginx/ and mycat/ (default configs/)")
@@ -331,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--dry-run", action="store_true", help="show the diff, publish nothing")
     p.add_argument("-m", "--message", default="", help="what this change is for")
+    _all_at_once(p)
     p.set_defaults(func=cmd_push)
 
     config = sub.add_parser("config", help="published versions").add_subparsers(
@@ -353,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = config.add_parser("rollback", help="publish a new version equal to an old one")
     _common(p)
     p.add_argument("version", type=int)
+    _all_at_once(p)
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("agent", help="the node agent (long-running)")
@@ -369,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "does not answer")
     add_mycat_agent_options(p)
     p.add_argument("--heartbeat", type=float, default=5.0, help="status refresh, seconds")
+    p.add_argument("--rollout-wait", type=float, default=60.0,
+                   help="seconds to wait for a version's canary before applying anyway")
     p.add_argument("--health-wait", type=float, default=5.0,
                    help="how long a reloaded service may take to become healthy")
     p.add_argument("--keepalived-dir", type=Path,

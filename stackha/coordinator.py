@@ -7,11 +7,14 @@ import getpass
 import logging
 import re
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .agent.status import parse_status
 from .bundle import SPEC_FILE, Bundle, ConfigVersion, parse_version, serialise_version
 from .problems import Problem
+from .rollout import choose_canaries
 from .spec import parse_spec
 from .store.base import ConcurrentChange, ConfigStore, StoreError
 from .store.mycatzk import MycatLayoutWrite, layout_write_for
@@ -71,6 +74,7 @@ class PushResult:
     number: int | None
     previous: int | None
     diff: str
+    canaries: Mapping[str, str] = field(default_factory=dict)
 
 
 def _mycat_layout_of(bundle: Bundle) -> MycatLayoutWrite | None:
@@ -91,8 +95,25 @@ class VersionUnreadable(StoreError):
 
 
 class Coordinator:
-    def __init__(self, store: ConfigStore):
+    def __init__(self, store: ConfigStore, staged: bool = True):
         self.store = store
+        # Staged: each version names canaries (stackha.rollout); otherwise all nodes at once.
+        self.staged = staged
+
+    def canaries_for(self, bundle: Bundle) -> dict[str, str]:
+        if not self.staged or SPEC_FILE not in bundle.files:
+            return {}
+        spec, _ = parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)
+        if spec is None:
+            return {}
+        try:
+            raw = self.store.statuses()
+        except Exception as exc:  # whatever the store raises: without canaries all nodes apply
+            log.warning("event=canary_choice_failed reason=%r", str(exc))
+            return {}
+        statuses = {node: status for node, data in raw.items()
+                    if (status := parse_status(node, data)) is not None}
+        return choose_canaries(spec, statuses)
 
     def version(self, number: int) -> ConfigVersion:
         data = self.store.read_version(number)
@@ -121,8 +142,12 @@ class Coordinator:
                                f"v{previous}" if previous else "empty", "new")
             if dry_run:
                 return PushResult("dry-run", None, previous, diff)
-            def document(number: int, created: str = now_utc()) -> bytes:
-                return serialise_version(ConfigVersion(number, bundle, created, author, message))
+            canaries = self.canaries_for(bundle)
+
+            def document(number: int, created: str = now_utc(),
+                         canaries: Mapping[str, str] = canaries) -> bytes:
+                return serialise_version(ConfigVersion(number, bundle, created, author, message,
+                                                       canaries))
 
             try:
                 number = (self.store.publish(document, previous, mycat) if mycat is not None
@@ -130,7 +155,7 @@ class Coordinator:
             except ConcurrentChange as exc:
                 log.info("event=push_retry reason=%s", str(exc).replace(" ", "_"))
                 continue
-            return PushResult("published", number, previous, diff)
+            return PushResult("published", number, previous, diff, canaries)
         raise ConcurrentChange(f"gave up after {PUSH_ATTEMPTS} attempts: other coordinators "
                                "keep publishing")
 

@@ -32,6 +32,7 @@ from ..keepalived.vridwatch import Advert, VridWatch
 from ..lvs.loaddr import NetlinkLoopback
 from ..lvs.node import LvsNode, LvsSettings
 from ..nginx_test import check_nginx_dir
+from ..rollout import gate
 from ..spec import StackSpec, parse_spec
 from ..store.base import StoreError
 from . import metrics
@@ -75,8 +76,20 @@ class AgentSettings:
     roles: Mapping[str, RoleSettings] = field(default_factory=lambda: MappingProxyType({}))
     heartbeat: float = 5.0
     health_wait: float = 5.0
+    # Staged rollout: how long a node waits for its canary, and how often it looks.
+    rollout_wait: float = 60.0
+    rollout_poll: float = 0.2
     vrrp: VrrpSettings | None = None
     lvs: LvsSettings | None = None
+
+
+@dataclass(frozen=True)
+class PendingVersion:
+    """A version this node will apply once its canary has (see stackha.rollout)."""
+
+    version: ConfigVersion
+    since: float
+    announced: bool = False
 
 
 def _now() -> str:
@@ -96,6 +109,8 @@ class Agent:
         self._stopping = False
         self._vrrp_started = False
         self._members_by_vrid: dict[int, set[Any]] = {}
+        self._pending: PendingVersion | None = None
+        self._specs: dict[tuple[int, str], StackSpec | None] = {}
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.mycat_reload: ManagerReload | None = None
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
@@ -110,17 +125,19 @@ class Agent:
     def _setup_vrrp(self, vrrp: VrrpSettings) -> None:
         self.keepalived = KeepalivedProcess(config=vrrp.conf_dir / "keepalived.conf",
                                             run_dir=vrrp.run_dir,
-                                            on_exit=self._withdraw_stale_vips)
+                                            on_exit=lambda code: self._withdraw_stale_vips(
+                                                f"keepalived_exit_{code}"))
         self.vrrp_sync = FileSync(
             name="keepalived", target=vrrp.conf_dir,
             validate=lambda staging: config_test((staging / "keepalived.conf").read_text()),
             reload=self.keepalived.reload, modes=lambda _path: 0o644,
             managed_list=self.settings.state_dir / "keepalived.managed")
 
-    def _withdraw_stale_vips(self, code: int) -> None:
+    def _withdraw_stale_vips(self, why: str) -> None:
         """A keepalived killed hard cannot delete its VIPs. Left on the interface they answer
-        ARP next to the new master's until the restart, so the supervisor takes them off
-        before restarting it; the restarted keepalived adds them back if it wins."""
+        ARP next to the new master's until the restart, so they come off before keepalived
+        (re)starts, whether the supervisor saw it die or the whole node restarted; the new
+        keepalived adds them back if it wins."""
         spec = self._spec_of(self.applied) if self.applied is not None else None
         vrrp = self.settings.vrrp
         if spec is None or vrrp is None:
@@ -132,8 +149,8 @@ class Agent:
                 for vip in group.vips:
                     if (str(vip.ip), vip.network.prefixlen) in present:
                         device.remove(str(vip.ip), vip.network.prefixlen)
-                        log.warning("event=stale_vip_withdrawn group=%s vip=%s exit_code=%d",
-                                    group.name, vip.ip, code)
+                        log.warning("event=stale_vip_withdrawn group=%s vip=%s why=%s",
+                                    group.name, vip.ip, why)
             except Exception as exc:  # pyroute2's NetlinkError is no OSError
                 log.error("event=stale_vip_withdraw_failed group=%s reason=%s", group.name, exc)
 
@@ -205,12 +222,17 @@ class Agent:
         node = spec.node(self.settings.node) if spec else None
         return node.roles if node else ()
 
-    @staticmethod
-    def _spec_of(version: ConfigVersion) -> StackSpec | None:
-        if "stackha.yaml" not in version.bundle.files:
-            return None
-        spec, _ = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml")
-        return spec
+    def _spec_of(self, version: ConfigVersion) -> StackSpec | None:
+        # Parsed once per version: the rollout gate, apply and undo all ask for it.
+        key = (version.number, version.digest)
+        if key not in self._specs:
+            spec = None
+            if "stackha.yaml" in version.bundle.files:
+                spec, _ = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml")
+            if len(self._specs) >= 4:
+                self._specs.pop(next(iter(self._specs)))
+            self._specs[key] = spec
+        return self._specs[key]
 
     # events -------------------------------------------------------------------------------
     def on_zk_state(self, state: str) -> None:
@@ -247,12 +269,17 @@ class Agent:
         metrics.ZK_CONNECTED.set(0)
         next_beat = time.monotonic()
         while not self._stopping:
-            timeout = max(0.0, next_beat - time.monotonic())
+            now = time.monotonic()
+            deadline = next_beat if self._pending is None \
+                else min(next_beat, now + self.settings.rollout_poll)
             try:
-                kind, payload = self.events.get(timeout=timeout)
+                kind, payload = self.events.get(timeout=max(0.0, deadline - now))
             except queue.Empty:
-                self._heartbeat()
-                next_beat = time.monotonic() + self.settings.heartbeat
+                if self._pending is not None:
+                    self._advance_rollout()
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.settings.heartbeat
                 continue
             self.handle(kind, payload)
         self._shutdown()
@@ -301,6 +328,10 @@ class Agent:
         if number is None:
             return
         self.status = replace(self.status, seen_version=number)
+        if self._pending is not None and self._pending.version.number == number:
+            self._advance_rollout()
+            return
+        self._pending = None  # a newer version replaces one still waiting for its canary
         if self.applied and self.applied.number == number:
             self._report()
             return
@@ -319,7 +350,53 @@ class Agent:
         if version is None:
             self._fail(number, "verify", "; ".join(str(p) for p in problems))
             return
-        self.apply(version)
+        self._pending = PendingVersion(version, time.monotonic())
+        self._advance_rollout()
+
+    # staged rollout -----------------------------------------------------------------------
+    def _changed_roles(self, version: ConfigVersion) -> set[str]:
+        """Roles whose files on this node differ between the applied version and ``version``."""
+        spec = self._spec_of(version)
+        if spec is None:
+            return set()
+        new = node_files(version.bundle, spec, self.settings.node)
+        old_spec = self._spec_of(self.applied) if self.applied is not None else None
+        old = node_files(self.applied.bundle, old_spec, self.settings.node) \
+            if self.applied is not None and old_spec is not None else {}
+        return {role for role, files in new.items()
+                if role in self.resources and files != old.get(role)}
+
+    def _canary_status(self, node: str) -> NodeStatus | None:
+        return parse_status(node, self.store.status_of(node))
+
+    def _advance_rollout(self) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        version = pending.version
+        try:
+            decision = gate(version.number, version.canaries, self.settings.node,
+                            self._changed_roles(version), self._canary_status,
+                            time.monotonic() - pending.since, self.settings.rollout_wait)
+        except (KazooException, StoreError) as exc:
+            # The canary's report cannot be read: keep waiting, ZooKeeper's return resyncs.
+            log.warning("event=canary_unreadable version=%d reason=%r", version.number, str(exc))
+            return
+        if decision.decision == "wait":
+            if not pending.announced:
+                self._pending = replace(pending, announced=True)
+                log.info("event=rollout_wait version=%d reason=%r", version.number,
+                         decision.reason)
+                self._report()
+            return
+        self._pending = None
+        if decision.decision == "reject":
+            self._fail(version.number, "canary", decision.reason)
+        else:
+            if decision.reason:
+                log.warning("event=rollout_proceed version=%d reason=%r", version.number,
+                            decision.reason)
+            self.apply(version)
         self._report()
 
     def apply(self, version: ConfigVersion) -> bool:
@@ -392,6 +469,7 @@ class Agent:
         if vrrp.watch_vrids:
             VridWatch(lambda: self._members_by_vrid,
                       lambda advert: self.events.put(("conflict", advert))).start()
+        self._withdraw_stale_vips("startup")
         self.keepalived.start()
         self._vrrp_started = True
 
@@ -433,8 +511,9 @@ class Agent:
         what = "rolled_back" if result and result.rolled_back else "rejected"
         log.warning("event=%s version=%d stage=%s reason=%r", what, number, stage, reason)
         metrics.APPLY_FAILURES.labels(reason=stage).inc()
-        self.status = replace(self.status, last_error=f"version {number} {what.replace('_', ' ')}"
-                                                      f" at {stage}: {reason}",
+        self.status = replace(self.status, rejected_version=number,
+                              last_error=f"version {number} {what.replace('_', ' ')}"
+                                         f" at {stage}: {reason}",
                               last_error_time=_now())
 
     # reporting ----------------------------------------------------------------------------

@@ -15,6 +15,8 @@ class NodeStatus:
     roles: tuple[str, ...] = ()
     applied_version: int | None = None
     seen_version: int | None = None
+    # The last version this node refused or rolled back: nodes waiting on it as canary read it.
+    rejected_version: int | None = None
     last_error: str = ""
     last_error_time: str = ""
     vrrp: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -64,6 +66,7 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         roles=tuple(str(r) for r in roles) if isinstance(roles, list) else (),
         applied_version=_int_or_none(raw.get("applied_version")),
         seen_version=_int_or_none(raw.get("seen_version")),
+        rejected_version=_int_or_none(raw.get("rejected_version")),
         last_error=str(raw.get("last_error") or ""),
         last_error_time=str(raw.get("last_error_time") or ""),
         vrrp=_str_map(raw.get("vrrp")),

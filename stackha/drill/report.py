@@ -34,8 +34,10 @@ def format_green(result: ScenarioResult) -> str:
     return f"{result.green_after_heal:.1f} s"
 
 
-def format_served(served: bool | None) -> str:
-    return "-" if served is None else ("YES" if served else "no")
+def format_served(served: bool | None, canary_only: bool = False) -> str:
+    if served is None:
+        return "-"
+    return "YES" if served else ("canary only" if canary_only else "no")
 
 
 def table_rows(results: Sequence[ScenarioResult]) -> list[tuple[str, ...]]:
@@ -46,7 +48,8 @@ def table_rows(results: Sequence[ScenarioResult]) -> list[tuple[str, ...]]:
             continue
         web, sql = r.figures.get(WEB), r.figures.get(SQL)
         rows.append((r.name, format_outage(web), format_failed(web), format_outage(sql),
-                     format_failed(sql), format_green(r), format_served(r.served_rejected)))
+                     format_failed(sql), format_green(r),
+                     format_served(r.served_rejected, r.canary_only)))
     return rows
 
 

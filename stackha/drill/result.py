@@ -29,6 +29,7 @@ class ScenarioResult:
     green_after_heal: float | None = None
     non_green: float = 0.0
     served_rejected: bool | None = None  # None: the scenario pushes no rejected config
+    canary_only: bool = False  # not served, except by its canary (holding no VIP) on trial
     findings: tuple[str, ...] = ()
     events: Mapping[str, float] = field(default_factory=dict)
     timeline: Timeline | None = None
@@ -45,6 +46,7 @@ class ScenarioResult:
             else round(self.green_after_heal, 2),
             "non_green_s": round(self.non_green, 2),
             "served_rejected_config": self.served_rejected,
+            "served_by_canary_only": self.canary_only,
             "findings": list(self.findings),
             "events": {k: round(v, 3) for k, v in self.events.items()},
         }

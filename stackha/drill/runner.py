@@ -103,6 +103,7 @@ class DrillRunner:
             if "green" in ctx.events else None,
             non_green=non_green_seconds(series, end),
             served_rejected=ctx.served_rejected if scenario.pushes_rejected else None,
+            canary_only=ctx.canary_only,
             findings=tuple(ctx.findings), events=dict(ctx.events),
             timeline=Timeline(samples, tuple(series), dict(ctx.events)))
         log.info("event=scenario_done scenario=%s", scenario.name)

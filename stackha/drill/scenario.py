@@ -52,6 +52,8 @@ class Context:
     findings: list[str] = field(default_factory=list)
     events: dict[str, float] = field(default_factory=dict)
     served_rejected: bool | None = None
+    # The rejected version reached only its canary (a node holding no VIP), never clients.
+    canary_only: bool = False
     stop: Any = None  # threading.Event: set to abandon waits
     load_at_fault: float | None = None
 

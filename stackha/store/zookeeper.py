@@ -291,6 +291,14 @@ class ZooKeeperStore:
         except (NoNodeError, KazooException):
             pass
 
+    def status_of(self, node: str) -> bytes | None:
+        try:
+            return self.client.get(f"{self.status_path}/{node}")[0]
+        except NoNodeError:
+            return None
+        except NoAuthError as exc:
+            raise StoreError(f"{self.status_path}/{node}: not allowed to read") from exc
+
     def statuses(self) -> dict[str, bytes]:
         result: dict[str, bytes] = {}
         try:

@@ -6,13 +6,17 @@ import json
 import signal
 import time
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
+from stackha.agent.status import NodeStatus
 from stackha.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
 from stackha.cli import main
+from stackha.connect import open_store
 from stackha.coordinator import Coordinator
 from stackha.localzk import LocalZooKeeper, free_port
+from stackha.spec import parse_spec
 from tests.integration.agentlab import (
     NginxNode,
     adapt_configs_for_loopback,
@@ -306,3 +310,76 @@ def test_restarted_agent_takes_over_its_status_node(tmp_path, configs, own_zooke
         assert _applied(configs, own_zookeeper, 1)
     finally:
         node.close()
+
+
+def _publish_with_canary(configs: Path, zk: LocalZooKeeper, page: str, canary: str) -> int:
+    _set_page(configs, page)
+    contents = {p.relative_to(configs).as_posix(): p.read_bytes()
+                for p in configs.rglob("*") if p.is_file()}
+    version = ConfigVersion(0, Bundle.from_contents(contents), "now", "test", page.strip(),
+                            MappingProxyType({"nginx": canary}))
+    return _publish_raw(configs, zk, serialise_version(version))
+
+
+def test_a_version_waits_for_its_canary_and_follows_its_verdict(node, configs, zookeeper):
+    # nginx2 is the canary here; its reports are written as its agent would write them.
+    _set_page(configs, "one\n")
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    spec = parse_spec((configs / "stackha.yaml").read_text())[0]
+    peer = open_store(spec, zookeeper.hosts, "agent")
+    try:
+        def report(**fields) -> None:
+            peer.put_status("nginx2", NodeStatus(node="nginx2", **fields).to_json())
+
+        report(applied_version=1)
+        two = _publish_with_canary(configs, zookeeper, "two\n", "nginx2")
+        wait_for(lambda: "event=rollout_wait version=2" in node.agent_log(), what="the wait")
+        time.sleep(1.0)  # several polls of the canary's status
+        assert fetch(node.url) == "one\n"
+        assert node_status(configs, zookeeper.hosts, "nginx1")["applied_version"] == 1
+        report(applied_version=two)
+        wait_for(lambda: fetch(node.url) == "two\n", what="version 2 after its canary")
+
+        three = _publish_with_canary(configs, zookeeper, "three\n", "nginx2")
+        report(applied_version=two, rejected_version=three,
+               last_error=f"version {three} rolled back at health: HTTP 503")
+        status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                          and s["rejected_version"] == three and s, what="refused after canary")
+        assert f"version {three} rejected at canary: canary nginx2 (nginx) refused it" \
+            in status["last_error"]
+        assert status["applied_version"] == two
+        assert fetch(node.url) == "two\n"
+        assert "three" not in (node.prefix / "html/index.html").read_text()
+
+        # A canary that is gone does not hold the rollout up.
+        peer.delete_status("nginx2")
+        four = _publish_with_canary(configs, zookeeper, "four\n", "nginx2")
+        wait_for(lambda: fetch(node.url) == "four\n", what="version 4 without its canary")
+        assert f"event=rollout_proceed version={four}" in node.agent_log()
+    finally:
+        peer.close()
+
+
+def test_push_config_names_a_canary_that_holds_no_vip(node, configs, zookeeper, capsys):
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    spec = parse_spec((configs / "stackha.yaml").read_text())[0]
+    peer = open_store(spec, zookeeper.hosts, "agent")
+    try:
+        # nginx2 holds the web VIP: nginx1 (this node, no VIP) must go first.
+        peer.put_status("nginx2", NodeStatus(node="nginx2", applied_version=1,
+                                             vrrp=MappingProxyType({"web": "MASTER"})).to_json())
+        capsys.readouterr()
+        _set_page(configs, "canary first\n")
+        _push(configs)
+        assert "canary first: nginx1 (nginx)" in capsys.readouterr().out
+        wait_for(lambda: fetch(node.url) == "canary first\n", what="the canary applies at once")
+        assert "event=rollout_wait" not in node.agent_log()
+        _set_page(configs, "everyone\n")
+        assert main(["push-config", "--configs", str(configs), "--all-at-once"]) == 0
+        assert "; canary first:" not in capsys.readouterr().out
+    finally:
+        peer.close()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from stackha.drill.analysis import StatusSample, probe_figures
+from stackha.drill.badconfig import _canaries
 from stackha.drill.probes import Sample
 from stackha.drill.report import (
     HEADER,
     format_outage,
+    format_served,
     render_json,
     render_table,
     table_rows,
@@ -68,6 +71,20 @@ def test_columns_line_up():
     assert lines[2].rstrip().endswith("YES")
 
 
+def test_a_rejected_config_served_only_by_its_canary_is_told_apart():
+    assert format_served(None) == "-"
+    assert format_served(True) == format_served(True, canary_only=True) == "YES"
+    assert format_served(False) == "no"
+    assert format_served(False, canary_only=True) == "canary only"
+
+
+def test_canaries_are_read_from_what_push_config_printed():
+    done = subprocess.CompletedProcess([], 0, stdout="--- diff\npublished version 7 (previous "
+                                       "6); canary first: nginx2 (nginx), mycat1 (mycat)\n")
+    assert _canaries(done) == {"nginx": "nginx2", "mycat": "mycat1"}
+    assert _canaries(subprocess.CompletedProcess([], 0, stdout="published version 7\n")) == {}
+
+
 def test_outage_formats():
     assert format_outage(None) == "-"
     assert format_outage(probe_figures(samples("...."))) == "none"
@@ -92,7 +109,8 @@ def test_json_document():
     assert first["events"] == {"inject": 0.0, "heal": 1.2, "green": 2.0}
     assert second == {"name": "zk-outage", "title": "t", "ran": False, "not_run": "why",
                       "probes": {}, "green_after_heal_s": None, "non_green_s": 0.0,
-                      "served_rejected_config": None, "findings": [], "events": {}}
+                      "served_rejected_config": None, "served_by_canary_only": False,
+                      "findings": [], "events": {}}
 
 
 def test_timeline_png(tmp_path: Path):

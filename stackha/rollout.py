@@ -1,0 +1,91 @@
+"""Staged rollout: one canary node per role applies a version before the others do.
+
+A version can pass every static check (the coordinator's, each node's ``nginx -t``) and still
+fail its health check once loaded. Applied everywhere at once, every node serves it until it
+rolls back. So the coordinator names one canary per file role in the version, preferring a
+healthy node that holds no VIP, and the other nodes of that role wait until the canary
+reports the version applied (then follow) or rejected (then refuse it too, unapplied).
+
+Two pure decisions live here: which canaries the coordinator names, and what a waiting node
+does with what its canary reports. The agent and the coordinator do the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from .agent.status import NodeStatus
+from .bundle import ROLE_PREFIXES
+from .spec import StackSpec
+
+STAGED_ROLES = tuple(ROLE_PREFIXES)  # roles whose files the agents write: nginx, mycat
+
+
+def _holds_a_vip(status: NodeStatus) -> bool:
+    return any(state == "MASTER" for state in status.vrrp.values())
+
+
+def _healthy_for(status: NodeStatus, role: str) -> bool:
+    # A role without a configured health check reports nothing: count it as healthy.
+    return status.health.get(role, "ok") == "ok"
+
+
+def choose_canaries(spec: StackSpec, statuses: Mapping[str, NodeStatus]) -> dict[str, str]:
+    """Role -> canary node, for each role with at least two live nodes.
+
+    Only live (reporting) nodes whose role is healthy qualify: a canary that was sick before
+    the push would reject a good version and the others would follow it. Among those, a node
+    that is no VRRP master goes first, so clients behind the VIP never see the trial.
+    """
+    canaries: dict[str, str] = {}
+    for role in STAGED_ROLES:
+        live = [n.name for n in spec.nodes if role in n.roles and n.name in statuses]
+        if len(live) < 2:
+            continue
+        qualified = [name for name in live if _healthy_for(statuses[name], role)]
+        if qualified:
+            canaries[role] = min(qualified,
+                                 key=lambda name: (_holds_a_vip(statuses[name]), name))
+    return canaries
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a node does now with a version: ``apply``, ``wait`` or ``reject``."""
+
+    decision: str
+    reason: str = ""
+
+
+def gate(number: int, canaries: Mapping[str, str], node: str, changed_roles: Collection[str],
+         canary_status: Callable[[str], NodeStatus | None], waited: float,
+         limit: float) -> Gate:
+    """Decide for ``node`` about version ``number``, given its canaries' reports.
+
+    Only roles whose files change on this node wait: a version that leaves them alone has
+    nothing a canary could have caught. A canary that is gone or silent past ``limit`` seconds
+    no longer holds the rollout up: the version is what the operator published, and the node's
+    own checks and health rollback still apply.
+    """
+    waiting: list[str] = []
+    notes: list[str] = []
+    for role in sorted(changed_roles):
+        canary = canaries.get(role)
+        if canary is None or canary == node:
+            continue
+        status = canary_status(canary)
+        if status is None:
+            notes.append(f"canary {canary} ({role}) is gone")
+            continue
+        if status.rejected_version == number:
+            return Gate("reject", f"canary {canary} ({role}) refused it: "
+                                  f"{status.last_error or 'no reason given'}")
+        if status.applied_version is not None and status.applied_version >= number:
+            continue
+        waiting.append(f"{canary} ({role})")
+    if waiting and waited < limit:
+        return Gate("wait", f"waiting for canary {', '.join(waiting)}")
+    if waiting:
+        notes.append(f"canary {', '.join(waiting)} silent for {waited:.0f} s")
+    return Gate("apply", "; ".join(notes))
