@@ -118,7 +118,8 @@ def _push(lab: Lab, deadline: float) -> None:
     cli = _cli()
     from ..store.base import StoreError
 
-    push = argparse.Namespace(configs=lab.configs, zk=None, dry_run=False, message="stackha up")
+    push = argparse.Namespace(configs=lab.configs, zk=None, dry_run=False, message="stackha up",
+                              all_at_once=False)
     while True:
         out = io.StringIO()
         try:
