@@ -76,11 +76,11 @@ def run(options: BenchOptions) -> list[Table]:
             "(interpreter start, validation with `nginx -t`, connect, one transaction) to the "
             "same status write; 'push-config process' is that process's own wall time.",
             f"director: {WORK['director']}.",
-            f"nginx staged: {WORK['nginx staged']}. With one agent there is no canary.",
             f"nginx: {WORK['nginx']}. The others cannot each run an nginx: the one pushed "
             "nginx.conf names one listen port. `nginx -t` on these files costs "
             f"{_nginx_t_cpu_ms():.1f} ms of CPU here, so every agent runs it, as a real node "
             "does.",
+            f"nginx staged: {WORK['nginx staged']}. With one agent there is no canary.",
             "Each agent is a separate `python -m stackha agent` process started with "
             f"--heartbeat {HEARTBEAT:g} (status writes are then the apply reports alone); "
             "one version is pushed at a time and the next only after every agent applied it. "
@@ -161,7 +161,7 @@ def _measure(count: int, pushes: int) -> tuple[
                    for pid, before in zip(pids, cpu_before, strict=True)]
             measured[kind] = (samples, last, from_start, walls, cpu)
         served = _fetch(f"http://127.0.0.1:{port}/version")
-        expected = f"nginx push {pushes - 1}\n"
+        expected = f"{list(PUSH_ARGS)[-1]} push {pushes - 1}\n"
         if served != expected:
             raise RuntimeError(f"node001's nginx serves {served!r}, expected {expected!r}")
         time.sleep(3)

@@ -1,4 +1,4 @@
-"""`stackha drill` against the compose lab: three short scenarios, their figures sane.
+"""`stackha drill` against the compose lab: four short scenarios, their figures sane.
 
 The scenarios chosen restart no agent container, so they are not exposed to keepalived
 refusing to start after a container restart (a stale pid file: see the drill's report).
@@ -17,16 +17,17 @@ from .conftest import Lab, lab_ready, stackha
 pytestmark = pytest.mark.e2e
 
 
-def test_drill_three_short_scenarios(lab: Lab, tmp_path: Path):
+def test_drill_four_short_scenarios(lab: Lab, tmp_path: Path):
     done = stackha("drill", "--scenario", "nginx-stopped", "--scenario", "zk-outage",
-                   "--zk-outage", "5", "--scenario", "bad-config", "--json",
+                   "--zk-outage", "5", "--scenario", "bad-config",
+                   "--scenario", "bad-config-health", "--json",
                    "--png-dir", str(tmp_path), timeout=900, check=False)
     assert done.returncode == 0, f"stackha drill exited {done.returncode}:\n{done.stdout}\n" \
                                  f"{done.stderr[-3000:]}"
     doc = json.loads(done.stdout)
     assert doc["options"]["zk_outage"] == 5.0
     by_name = {s["name"]: s for s in doc["scenarios"]}
-    assert list(by_name) == ["nginx-stopped", "zk-outage", "bad-config"]
+    assert list(by_name) == ["nginx-stopped", "zk-outage", "bad-config", "bad-config-health"]
     for scenario in by_name.values():
         assert scenario["ran"], scenario["not_run"]
         for probe in ("web", "sql"):
@@ -54,6 +55,17 @@ def test_drill_three_short_scenarios(lab: Lab, tmp_path: Path):
     assert any("rejected at validate" in f for f in bad["findings"])
     for node in ("web@nginx1", "web@nginx2"):
         assert bad["probes"][node]["marked"] == 0
+
+    # Valid but sick once loaded: only its canary (holding no VIP) loads it, then rolls back;
+    # the other node refuses it behind the canary and clients never see it.
+    sick = by_name["bad-config-health"]
+    canary = next(f.rsplit("canary ", 1)[1] for f in sick["findings"]
+                  if f.startswith("published version") and "canary" in f)
+    other = "nginx1" if canary == "nginx2" else "nginx2"
+    assert sick["served_rejected_config"] is False and sick["served_by_canary_only"] is True
+    assert sick["probes"]["web"]["marked"] == 0
+    assert sick["probes"][f"web@{other}"]["marked"] == 0
+    assert sick["probes"][f"web@{canary}"]["marked"] > 0
     assert lab_ready()
 
 
