@@ -371,8 +371,8 @@ class Agent:
 
     def _advance_rollout(self) -> None:
         pending = self._pending
-        if pending is None:
-            return
+        if pending is None or self.zk_state != KazooState.CONNECTED:
+            return  # the canary's report is in ZooKeeper: the resync after CONNECTED resumes
         version = pending.version
         try:
             decision = gate(version.number, version.canaries, self.settings.node,
