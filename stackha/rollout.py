@@ -31,22 +31,29 @@ def _healthy_for(status: NodeStatus, role: str) -> bool:
     return status.health.get(role, "ok") == "ok"
 
 
+def _unchecked(status: NodeStatus, role: str) -> bool:
+    # Such a node can only catch what fails validation or reload, not the health check.
+    return role not in status.health
+
+
 def choose_canaries(spec: StackSpec, statuses: Mapping[str, NodeStatus]) -> dict[str, str]:
     """Role -> canary node, for each role with at least two live nodes.
 
-    Only live (reporting) nodes whose role is healthy qualify: a canary that was sick before
-    the push would reject a good version and the others would follow it. Among those, a node
-    that is no VRRP master goes first, so clients behind the VIP never see the trial.
+    Only live (reporting) agents that know how to be a canary and whose role is healthy
+    qualify: a canary that was sick before the push would reject a good version and the others
+    would follow it. Among those, a node that is no VRRP master goes first, so clients behind
+    the VIP never see the trial; then one that health-checks the role.
     """
     canaries: dict[str, str] = {}
     for role in STAGED_ROLES:
         live = [n.name for n in spec.nodes if role in n.roles and n.name in statuses]
         if len(live) < 2:
             continue
-        qualified = [name for name in live if _healthy_for(statuses[name], role)]
+        qualified = [name for name in live if statuses[name].canary_capable
+                     and _healthy_for(statuses[name], role)]
         if qualified:
-            canaries[role] = min(qualified,
-                                 key=lambda name: (_holds_a_vip(statuses[name]), name))
+            canaries[role] = min(qualified, key=lambda name: (
+                _holds_a_vip(statuses[name]), _unchecked(statuses[name], role), name))
     return canaries
 
 
@@ -64,19 +71,26 @@ def gate(number: int, canaries: Mapping[str, str], node: str, changed_roles: Col
     """Decide for ``node`` about version ``number``, given its canaries' reports.
 
     Only roles whose files change on this node wait: a version that leaves them alone has
-    nothing a canary could have caught. A canary that is gone or silent past ``limit`` seconds
-    no longer holds the rollout up: the version is what the operator published, and the node's
-    own checks and health rollback still apply.
+    nothing a canary could have caught. A node that is itself the canary of one of those roles
+    applies at once: it is on trial anyway, and two canaries of different roles waiting on each
+    other would stage nothing. A canary that is gone (no status: its session ended) or silent
+    past ``limit`` seconds no longer holds the rollout up: the version is what the operator
+    published, and the node's own checks and health rollback still apply.
     """
+    if any(canaries.get(role) == node for role in changed_roles):
+        return Gate("apply")
     waiting: list[str] = []
     notes: list[str] = []
     for role in sorted(changed_roles):
         canary = canaries.get(role)
-        if canary is None or canary == node:
+        if canary is None:
             continue
         status = canary_status(canary)
         if status is None:
-            notes.append(f"canary {canary} ({role}) is gone")
+            if waited < limit:
+                waiting.append(f"{canary} ({role}, not reporting)")
+            else:
+                notes.append(f"canary {canary} ({role}) gone for {waited:.0f} s")
             continue
         if status.rejected_version == number:
             return Gate("reject", f"canary {canary} ({role}) refused it: "

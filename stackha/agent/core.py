@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,7 @@ class PendingVersion:
     version: ConfigVersion
     since: float
     announced: bool = False
+    unreadable_logged: bool = False
 
 
 def _now() -> str:
@@ -103,7 +105,8 @@ class Agent:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.applied: ConfigVersion | None = None
         self.rejected: set[int] = set()
-        self.status = NodeStatus(node=settings.node, agent_version=__version__)
+        self.status = NodeStatus(node=settings.node, agent_version=__version__,
+                                 canary_capable=True)
         self.zk_state = "CONNECTING"
         self._watching = False
         self._stopping = False
@@ -111,6 +114,7 @@ class Agent:
         self._members_by_vrid: dict[int, set[Any]] = {}
         self._pending: PendingVersion | None = None
         self._specs: dict[tuple[int, str], StackSpec | None] = {}
+        self._specs_lock = threading.Lock()  # keepalived's supervisor thread reads it too
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.mycat_reload: ManagerReload | None = None
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
@@ -126,7 +130,9 @@ class Agent:
         self.keepalived = KeepalivedProcess(config=vrrp.conf_dir / "keepalived.conf",
                                             run_dir=vrrp.run_dir,
                                             on_exit=lambda code: self._withdraw_stale_vips(
-                                                f"keepalived_exit_{code}"))
+                                                f"keepalived_exit_{code}"),
+                                            before_spawn=lambda: self._withdraw_stale_vips(
+                                                "before_start"))
         self.vrrp_sync = FileSync(
             name="keepalived", target=vrrp.conf_dir,
             validate=lambda staging: config_test((staging / "keepalived.conf").read_text()),
@@ -225,14 +231,15 @@ class Agent:
     def _spec_of(self, version: ConfigVersion) -> StackSpec | None:
         # Parsed once per version: the rollout gate, apply and undo all ask for it.
         key = (version.number, version.digest)
-        if key not in self._specs:
-            spec = None
-            if "stackha.yaml" in version.bundle.files:
-                spec, _ = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml")
-            if len(self._specs) >= 4:
-                self._specs.pop(next(iter(self._specs)))
-            self._specs[key] = spec
-        return self._specs[key]
+        with self._specs_lock:
+            if key not in self._specs:
+                spec = None
+                if "stackha.yaml" in version.bundle.files:
+                    spec, _ = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml")
+                if len(self._specs) >= 4:
+                    self._specs.pop(next(iter(self._specs)))
+                self._specs[key] = spec
+            return self._specs[key]
 
     # events -------------------------------------------------------------------------------
     def on_zk_state(self, state: str) -> None:
@@ -305,6 +312,9 @@ class Agent:
         if state == KazooState.LOST:
             return  # our ephemeral status is gone; CONNECTED re-registers it
         if state == KazooState.CONNECTED:
+            if self._pending is not None:
+                # Time without ZooKeeper is no time the canary had: the wait starts again.
+                self._pending = replace(self._pending, since=time.monotonic())
             self._report()
             if not self._watching:
                 try:
@@ -367,22 +377,25 @@ class Agent:
                 if role in self.resources and files != old.get(role)}
 
     def _canary_status(self, node: str) -> NodeStatus | None:
-        return parse_status(node, self.store.status_of(node))
+        try:
+            return parse_status(node, self.store.status_of(node))
+        except (KazooException, StoreError) as exc:
+            # Unreadable counts as silent: the wait still ends at --rollout-wait.
+            if self._pending is not None and not self._pending.unreadable_logged:
+                self._pending = replace(self._pending, unreadable_logged=True)
+                log.warning("event=canary_unreadable node=%s reason=%r", node, str(exc))
+            return NodeStatus(node=node)
 
     def _advance_rollout(self) -> None:
         pending = self._pending
         if pending is None or self.zk_state != KazooState.CONNECTED:
             return  # the canary's report is in ZooKeeper: the resync after CONNECTED resumes
         version = pending.version
-        try:
-            decision = gate(version.number, version.canaries, self.settings.node,
-                            self._changed_roles(version), self._canary_status,
-                            time.monotonic() - pending.since, self.settings.rollout_wait)
-        except (KazooException, StoreError) as exc:
-            # The canary's report cannot be read: keep waiting, ZooKeeper's return resyncs.
-            log.warning("event=canary_unreadable version=%d reason=%r", version.number, str(exc))
-            return
+        decision = gate(version.number, version.canaries, self.settings.node,
+                        self._changed_roles(version), self._canary_status,
+                        time.monotonic() - pending.since, self.settings.rollout_wait)
         if decision.decision == "wait":
+            pending = self._pending  # _canary_status may have noted something on it
             if not pending.announced:
                 self._pending = replace(pending, announced=True)
                 log.info("event=rollout_wait version=%d reason=%r", version.number,
@@ -469,7 +482,6 @@ class Agent:
         if vrrp.watch_vrids:
             VridWatch(lambda: self._members_by_vrid,
                       lambda advert: self.events.put(("conflict", advert))).start()
-        self._withdraw_stale_vips("startup")
         self.keepalived.start()
         self._vrrp_started = True
 

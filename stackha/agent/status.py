@@ -25,6 +25,8 @@ class NodeStatus:
     agent_version: str = ""
     zookeeper: str = ""
     vrid_conflicts: tuple[str, ...] = ()
+    # This agent reports rejected_version, so it can be a version's canary (stackha.rollout).
+    canary_capable: bool = False
 
     def to_json(self) -> bytes:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -75,4 +77,5 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         agent_version=str(raw.get("agent_version") or ""),
         zookeeper=str(raw.get("zookeeper") or ""),
         vrid_conflicts=tuple(str(c) for c in conflicts) if isinstance(conflicts, list) else (),
+        canary_capable=raw.get("canary_capable") is True,
     )

@@ -151,10 +151,17 @@ class _BadConfig(Scenario):
         marked = {name: sum(s.marked for s in p.samples()) for name, p in ctx.probers.items()}
         served_by = sorted(name for name, count in marked.items() if count)
         canary = ctx.state.get("canary")
-        on_trial = f"web@{canary}" if canary else None
-        # The canary is meant to load it (it holds no VIP): only what clients or the other
-        # nodes served counts as served.
-        ctx.served_rejected = bool(applied or [n for n in served_by if n != on_trial])
+        after = [s for s in series if s.t >= ctx.events["inject"]]
+        held_vip = bool(canary) and any(canary in nodes for s in after
+                                        for nodes in s.masters.values())
+        # A canary holding no VIP is meant to load it: only what clients or the other nodes
+        # served counts as served. One that was a VRRP master counts like any other node.
+        on_trial = f"web@{canary}" if canary and not held_vip else None
+        if held_vip:
+            ctx.note(f"the canary {canary} was a VRRP master during the trial")
+        # True already when the coordinator published what it had to refuse (inject).
+        ctx.served_rejected = bool(ctx.served_rejected or applied
+                                   or [n for n in served_by if n != on_trial])
         ctx.canary_only = not ctx.served_rejected and on_trial in served_by
         if applied:
             ctx.note(f"STATUS SHOWED version {bad} applied on {', '.join(applied)}")

@@ -106,6 +106,8 @@ class KeepalivedProcess:
     run_dir: Path
     extra_args: tuple[str, ...] = ()
     on_exit: Callable[[int], None] | None = None
+    # Called before each start, once an orphaned keepalived is stopped (see _clear_pid_files).
+    before_spawn: Callable[[], None] | None = None
     max_backoff: float = 10.0
 
     def __post_init__(self) -> None:
@@ -162,6 +164,8 @@ class KeepalivedProcess:
 
     def _spawn(self) -> None:
         self._clear_pid_files()
+        if self.before_spawn:
+            self.before_spawn()
         log_file = open(self.run_dir / "keepalived.log", "ab")
         with self._lock:
             self._process = subprocess.Popen(self.command(), stdout=log_file,

@@ -325,7 +325,7 @@ def test_a_version_waits_for_its_canary_and_follows_its_verdict(node, configs, z
     # nginx2 is the canary here; its reports are written as its agent would write them.
     _set_page(configs, "one\n")
     _push(configs)
-    node.start_agent()
+    node.start_agent("--rollout-wait", "5")
     wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
     spec = parse_spec((configs / "stackha.yaml").read_text())[0]
     peer = open_store(spec, zookeeper.hosts, "agent")
@@ -353,11 +353,15 @@ def test_a_version_waits_for_its_canary_and_follows_its_verdict(node, configs, z
         assert fetch(node.url) == "two\n"
         assert "three" not in (node.prefix / "html/index.html").read_text()
 
-        # A canary that is gone does not hold the rollout up.
+        # A canary that is gone holds the rollout up only until --rollout-wait.
         peer.delete_status("nginx2")
         four = _publish_with_canary(configs, zookeeper, "four\n", "nginx2")
+        wait_for(lambda: f"event=rollout_wait version={four}" in node.agent_log(),
+                 what="the wait for a gone canary")
+        assert fetch(node.url) == "two\n"
         wait_for(lambda: fetch(node.url) == "four\n", what="version 4 without its canary")
         assert f"event=rollout_proceed version={four}" in node.agent_log()
+        assert "canary nginx2 (nginx) gone for " in node.agent_log()
     finally:
         peer.close()
 

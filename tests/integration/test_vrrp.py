@@ -106,7 +106,7 @@ def test_agent_restart_clears_stale_pid_files_and_orphans(lab):
                what="keepalived started despite the stale pid file")
     assert "event=keepalived_stale_pid_file file=keepalived.pid pid=1" in lab.log(lab.n1)
     # The VIP left behind by the dead keepalived comes off before the new one starts.
-    assert "why=startup" in lab.log(lab.n1)
+    assert "why=before_start" in lab.log(lab.n1)
     wait_until(lambda: lab.holder() == "nginx1", 20, what="nginx1 master again")
 
 

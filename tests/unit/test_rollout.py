@@ -17,6 +17,7 @@ SPEC, _ = parse_spec((EXAMPLE_CONFIGS / "stackha.yaml").read_text(), "stackha.ya
 
 def live(node: str, vrrp: dict[str, str] | None = None, health: dict[str, str] | None = None,
          **fields) -> NodeStatus:
+    fields.setdefault("canary_capable", True)
     return NodeStatus(node=node, vrrp=MappingProxyType(vrrp or {}),
                       health=MappingProxyType(health or {}), **fields)
 
@@ -39,6 +40,20 @@ def test_a_sick_node_is_never_the_canary():
     assert choose_canaries(SPEC, statuses) == {"nginx": "nginx1"}
     statuses["nginx1"] = live("nginx1", {"web": "MASTER"}, {"nginx": "HTTP 503"})
     assert choose_canaries(SPEC, statuses) == {}
+
+
+def test_an_agent_that_cannot_report_a_refusal_is_never_the_canary():
+    assert SPEC is not None
+    statuses = {"nginx1": live("nginx1", {"web": "MASTER"}, {"nginx": "ok"}),
+                "nginx2": live("nginx2", {"web": "BACKUP"}, {"nginx": "ok"},
+                               canary_capable=False)}
+    assert choose_canaries(SPEC, statuses) == {"nginx": "nginx1"}
+
+
+def test_a_node_that_health_checks_the_role_goes_before_one_that_does_not():
+    assert SPEC is not None
+    statuses = {"mycat1": live("mycat1"), "mycat2": live("mycat2", health={"mycat": "ok"})}
+    assert choose_canaries(SPEC, statuses) == {"mycat": "mycat2"}
 
 
 def test_no_canary_when_fewer_than_two_nodes_of_a_role_report():
@@ -71,16 +86,24 @@ def test_refuses_what_the_canary_refused():
 
 def test_the_canary_itself_and_unchanged_roles_never_wait():
     assert _gate({}, node="n1").decision == "apply"
+    # Canary of one role, follower of another: on trial anyway, it never waits (two canaries
+    # waiting on each other would stage nothing).
+    both = {"nginx": "n1", "mycat": "n2"}
+    quiet = {"n1": live("n1", applied_version=6), "n2": live("n2", applied_version=6)}
+    assert _gate(quiet, changed=("nginx", "mycat"), node="n1", canaries=both).decision == "apply"
+    assert _gate(quiet, changed=("nginx", "mycat"), node="n2", canaries=both).decision == "apply"
+    assert _gate(quiet, changed=("nginx", "mycat"), node="n3", canaries=both).decision == "wait"
     assert _gate({"n1": live("n1", applied_version=6)}, changed=()).decision == "apply"
     assert _gate({"n1": live("n1", applied_version=6)}, canaries={}).decision == "apply"
 
 
-@pytest.mark.parametrize(("reports", "waited", "note"), [
-    ({}, 0.0, "canary n1 (nginx) is gone"),
-    ({"n1": live("n1", applied_version=6)}, 61.0, "canary n1 (nginx) silent for 61 s"),
+@pytest.mark.parametrize(("reports", "note"), [
+    ({}, "canary n1 (nginx) gone for 61 s"),
+    ({"n1": live("n1", applied_version=6)}, "canary n1 (nginx) silent for 61 s"),
 ])
-def test_a_gone_or_silent_canary_does_not_hold_the_rollout(reports, waited, note):
-    verdict = _gate(reports, waited=waited)
+def test_a_gone_or_silent_canary_holds_the_rollout_only_until_the_limit(reports, note):
+    assert _gate(reports, waited=59.0).decision == "wait"
+    verdict = _gate(reports, waited=61.0)
     assert verdict.decision == "apply" and verdict.reason == note
 
 
@@ -96,6 +119,9 @@ def test_canaries_survive_the_version_document_and_malformed_ones_mean_none():
 
 
 def test_rejected_version_is_reported_and_read_back_tolerantly():
-    status = NodeStatus(node="n1", rejected_version=7)
-    assert parse_status("n1", status.to_json()).rejected_version == 7  # type: ignore[union-attr]
+    status = NodeStatus(node="n1", rejected_version=7, canary_capable=True)
+    back = parse_status("n1", status.to_json())
+    assert back is not None and back.rejected_version == 7 and back.canary_capable
+    old = parse_status("n1", b'{"applied_version": 3}')  # an agent from before canaries
+    assert old is not None and not old.canary_capable
     assert parse_status("n1", b'{"rejected_version": "7"}').rejected_version is None  # type: ignore[union-attr]
