@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from kazoo.client import KazooClient
 from kazoo.client import TransactionRequest as Transaction
-from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions
 
 from ..mycat.zklayout import (
@@ -35,7 +35,7 @@ from ..mycat.zklayout import (
 )
 from ..problems import Problem
 from ..spec import StackSpec
-from .base import StoreError
+from .base import ConcurrentChange, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +117,20 @@ def _join(base: str, relative: str) -> str:
 def _ensure_acl(client: KazooClient, path: str, acl: list[ACL]) -> None:
     """ACLs are set when a znode is created; a changed ``readers`` list must reach the
     znodes that already exist (ZooKeeper cannot change ACLs inside a transaction)."""
-    current, stat = client.get_acls(path)
-    if set(current) != set(acl):
+    for _attempt in range(3):
+        current, stat = client.get_acls(path)
+        if set(current) == set(acl):
+            return
         try:
             client.set_acls(path, acl, version=stat.aversion)
+        except BadVersionError:
+            continue  # another coordinator changed it meanwhile: look again
         except NoAuthError as exc:
             raise StoreError(f"{path}: not allowed to change its ACL (created by someone "
                              "else?)") from exc
         log.info("event=mycat_layout_acl_changed path=%s", path)
+        return
+    raise ConcurrentChange(f"{path}: its ACL keeps changing under other coordinators")
 
 
 def _create_if_missing(client: KazooClient, path: str, acl: list[ACL],
@@ -176,12 +182,14 @@ def plan_layout(client: KazooClient, target: MycatZkTarget, layout: Layout,
     wanted = [(z.path, z.data) for z in layout.znodes] + [(CONF_INITIALIZED, b"")]
     for relative, data in wanted:
         path = _join(target.base, relative)
+        # The cluster node carries data too, but keeps the ACL ensure_skeleton gave it.
+        acl = acls.base if path == target.base else acls.read
         try:
             current, stat = client.get(path)
         except NoNodeError:
-            ops.append(lambda t, p=path, d=data: t.create(p, d, acl=acls.read))
+            ops.append(lambda t, p=path, d=data, a=acl: t.create(p, d, acl=a))
         else:
-            _ensure_acl(client, path, acls.read)
+            _ensure_acl(client, path, acl)
             if current == data:
                 continue
             ops.append(lambda t, p=path, d=data, v=stat.version: t.set_data(p, d, version=v))

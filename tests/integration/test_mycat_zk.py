@@ -17,6 +17,7 @@ import pymysql
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
+from kazoo.security import Permissions
 
 from stackha.cli import main
 from stackha.mycat.zklayout import to_json
@@ -107,6 +108,22 @@ def test_readers_may_read_but_not_change_the_layout(configs, zookeeper):
         # What MyCat does at run time: announce itself under line/, take locks.
         anonymous.create(f"{base}/line/mycat1", b"", ephemeral=True)
         anonymous.create(f"{base}/lock/confInit.lock", b"")
+    finally:
+        anonymous.stop()
+    # A later push that changes the layout leaves the cluster node's ACL as it was: readers
+    # may still add children there (it once flipped to read-only with every push).
+    (configs / "mycat/server.xml").write_text(
+        (configs / "mycat/server.xml").read_text().replace(">report_pw<", ">report_2<"))
+    assert _push(configs) == 0
+    coordinator = _client(zookeeper)
+    try:
+        readers = [acl for acl in coordinator.get_acls(base)[0] if acl.id.scheme == "ip"]
+        assert readers and all(acl.perms & Permissions.CREATE for acl in readers)
+    finally:
+        coordinator.stop()
+    anonymous = _client(zookeeper, None)
+    try:
+        anonymous.create(f"{base}/marker", b"", ephemeral=True)
     finally:
         anonymous.stop()
 

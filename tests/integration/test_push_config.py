@@ -195,20 +195,23 @@ def test_concurrent_pushes_stay_linear(configs, zookeeper, tmp_path):
         (copy / "nginx/html/index.html").write_text(f"writer {index}\n")
         copies.append(copy)
     codes: list[int] = []
+    errors: list[str] = []
     barrier = threading.Barrier(len(copies))
 
     def push(copy: Path) -> None:
         barrier.wait()
-        codes.append(subprocess.run([sys.executable, "-m", "stackha", "push-config",
-                                     "--configs", str(copy)], env=os.environ.copy(),
-                                    capture_output=True).returncode)
+        done = subprocess.run([sys.executable, "-m", "stackha", "push-config",
+                               "--configs", str(copy)], env=os.environ.copy(),
+                              capture_output=True, text=True)
+        codes.append(done.returncode)
+        errors.append(done.stderr[-2000:] if done.returncode else "")
 
     threads = [threading.Thread(target=push, args=(c,)) for c in copies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert codes == [0, 0, 0, 0]
+    assert codes == [0, 0, 0, 0], "\n".join(errors)
     current, numbers = _snapshot(configs, zookeeper)
     assert numbers == [1, 2, 3, 4, 5] and current == 5
     store = _store(configs, zookeeper)
