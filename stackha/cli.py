@@ -67,10 +67,8 @@ def read_spec(configs: Path) -> StackSpec:
     return spec
 
 
-def _coordinator(args: argparse.Namespace, spec: StackSpec | None = None) -> Coordinator:
-    spec = spec or read_spec(args.configs)
-    return Coordinator(open_store(spec, args.zk, "coordinator"),
-                       staged=not getattr(args, "all_at_once", False))
+def _coordinator(args: argparse.Namespace, staged: bool = True) -> Coordinator:
+    return Coordinator(open_store(read_spec(args.configs), args.zk, "coordinator"), staged)
 
 
 def _published_line(number: int | None, tail: str, canaries: Mapping[str, str]) -> str:
@@ -123,7 +121,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         if not args.dry_run:
             store.ensure_layout(agent_identity(spec))
         result = Coordinator(store, staged=not args.all_at_once).push(
-            configset.bundle, args.message or "", dry_run=args.dry_run, mycat=mycat)
+            configset.bundle, args.message or "", dry_run=args.dry_run, mycat=mycat, spec=spec)
     finally:
         store.close()
     if result.diff:
@@ -192,7 +190,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    coordinator = _coordinator(args)
+    coordinator = _coordinator(args, staged=not args.all_at_once)
     try:
         result = coordinator.rollback(args.version)
     finally:

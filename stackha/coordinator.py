@@ -15,7 +15,7 @@ from .agent.status import parse_status
 from .bundle import SPEC_FILE, Bundle, ConfigVersion, parse_version, serialise_version
 from .problems import Problem
 from .rollout import choose_canaries
-from .spec import parse_spec
+from .spec import StackSpec, parse_spec
 from .store.base import ConcurrentChange, ConfigStore, StoreError
 from .store.mycatzk import MycatLayoutWrite, layout_write_for
 
@@ -77,11 +77,15 @@ class PushResult:
     canaries: Mapping[str, str] = field(default_factory=dict)
 
 
-def _mycat_layout_of(bundle: Bundle) -> MycatLayoutWrite | None:
-    """MyCat's ZooKeeper layout as an older version had it (rollback restores it too)."""
+def _spec_in(bundle: Bundle) -> StackSpec | None:
     if SPEC_FILE not in bundle.files:
         return None
     spec, _ = parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)
+    return spec
+
+
+def _mycat_layout_of(bundle: Bundle, spec: StackSpec | None) -> MycatLayoutWrite | None:
+    """MyCat's ZooKeeper layout as an older version had it (rollback restores it too)."""
     if spec is None:
         return None
     write, _ = layout_write_for(spec, {p: f.content for p, f in bundle.files.items()})
@@ -100,15 +104,12 @@ class Coordinator:
         # Staged: each version names canaries (stackha.rollout); otherwise all nodes at once.
         self.staged = staged
 
-    def canaries_for(self, bundle: Bundle) -> dict[str, str]:
-        if not self.staged or SPEC_FILE not in bundle.files:
-            return {}
-        spec, _ = parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)
-        if spec is None:
+    def canaries_for(self, spec: StackSpec | None) -> dict[str, str]:
+        if not self.staged or spec is None:
             return {}
         try:
             raw = self.store.statuses()
-        except Exception as exc:  # whatever the store raises: without canaries all nodes apply
+        except StoreError as exc:  # without canaries every node applies at once: still valid
             log.warning("event=canary_choice_failed reason=%r", str(exc))
             return {}
         statuses = {node: status for node, data in raw.items()
@@ -129,10 +130,17 @@ class Coordinator:
         return self.version(number) if number else None
 
     def push(self, bundle: Bundle, message: str, author: str | None = None,
-             dry_run: bool = False, mycat: MycatLayoutWrite | None = None) -> PushResult:
+             dry_run: bool = False, mycat: MycatLayoutWrite | None = None,
+             spec: StackSpec | None = None) -> PushResult:
         """Publish ``bundle``; ``mycat`` (MyCat's own ZooKeeper layout) goes in the same
-        transaction."""
+        transaction. ``spec``: the bundle's, when the caller has parsed it already."""
         author = author or default_author()
+        canaries = {} if dry_run else self.canaries_for(spec or _spec_in(bundle))
+
+        def document(number: int) -> bytes:
+            return serialise_version(ConfigVersion(number, bundle, now_utc(), author, message,
+                                                   canaries))
+
         for _attempt in range(PUSH_ATTEMPTS):
             current = self.current()
             previous = current.number if current else None
@@ -142,13 +150,6 @@ class Coordinator:
                                f"v{previous}" if previous else "empty", "new")
             if dry_run:
                 return PushResult("dry-run", None, previous, diff)
-            canaries = self.canaries_for(bundle)
-
-            def document(number: int, created: str = now_utc(),
-                         canaries: Mapping[str, str] = canaries) -> bytes:
-                return serialise_version(ConfigVersion(number, bundle, created, author, message,
-                                                       canaries))
-
             try:
                 number = (self.store.publish(document, previous, mycat) if mycat is not None
                           else self.store.publish(document, previous))
@@ -170,5 +171,6 @@ class Coordinator:
 
     def rollback(self, number: int, author: str | None = None) -> PushResult:
         old = self.version(number)
+        spec = _spec_in(old.bundle)
         return self.push(old.bundle, f"rollback to version {number}", author,
-                         mycat=_mycat_layout_of(old.bundle))
+                         mycat=_mycat_layout_of(old.bundle, spec), spec=spec)

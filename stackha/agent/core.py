@@ -90,8 +90,8 @@ class PendingVersion:
 
     version: ConfigVersion
     since: float
-    announced: bool = False
-    unreadable_logged: bool = False
+    changed_roles: frozenset[str]  # fixed while it waits: nothing else is applied meanwhile
+    logged: str = ""  # the wait last logged, so each new reason is logged once
 
 
 def _now() -> str:
@@ -360,7 +360,8 @@ class Agent:
         if version is None:
             self._fail(number, "verify", "; ".join(str(p) for p in problems))
             return
-        self._pending = PendingVersion(version, time.monotonic())
+        self._pending = PendingVersion(version, time.monotonic(),
+                                       frozenset(self._changed_roles(version)))
         self._advance_rollout()
 
     # staged rollout -----------------------------------------------------------------------
@@ -376,30 +377,29 @@ class Agent:
         return {role for role, files in new.items()
                 if role in self.resources and files != old.get(role)}
 
-    def _canary_status(self, node: str) -> NodeStatus | None:
-        try:
-            return parse_status(node, self.store.status_of(node))
-        except (KazooException, StoreError) as exc:
-            # Unreadable counts as silent: the wait still ends at --rollout-wait.
-            if self._pending is not None and not self._pending.unreadable_logged:
-                self._pending = replace(self._pending, unreadable_logged=True)
-                log.warning("event=canary_unreadable node=%s reason=%r", node, str(exc))
-            return NodeStatus(node=node)
-
     def _advance_rollout(self) -> None:
         pending = self._pending
         if pending is None or self.zk_state != KazooState.CONNECTED:
             return  # the canary's report is in ZooKeeper: the resync after CONNECTED resumes
         version = pending.version
+        unreadable: list[str] = []
+
+        def canary_status(node: str) -> NodeStatus | None:
+            try:
+                return parse_status(node, self.store.status_of(node))
+            except (KazooException, StoreError) as exc:
+                # Unreadable counts as silent: the wait still ends at --rollout-wait.
+                unreadable.append(f"{node} unreadable: {exc}")
+                return NodeStatus(node=node)
+
         decision = gate(version.number, version.canaries, self.settings.node,
-                        self._changed_roles(version), self._canary_status,
+                        pending.changed_roles, canary_status,
                         time.monotonic() - pending.since, self.settings.rollout_wait)
         if decision.decision == "wait":
-            pending = self._pending  # _canary_status may have noted something on it
-            if not pending.announced:
-                self._pending = replace(pending, announced=True)
-                log.info("event=rollout_wait version=%d reason=%r", version.number,
-                         decision.reason)
+            reason = "; ".join([decision.reason, *unreadable])
+            if reason != pending.logged:
+                self._pending = replace(pending, logged=reason)
+                log.info("event=rollout_wait version=%d reason=%r", version.number, reason)
                 self._report()
             return
         self._pending = None

@@ -118,8 +118,9 @@ def _push(lab: Lab, deadline: float) -> None:
     cli = _cli()
     from ..store.base import StoreError
 
-    push = argparse.Namespace(configs=lab.configs, zk=None, dry_run=False, message="stackha up",
-                              all_at_once=False)
+    # Parsed by push-config's own parser, so every option has its default.
+    push = cli.build_parser().parse_args(["push-config", "--configs", str(lab.configs),
+                                          "-m", "stackha up"])
     while True:
         out = io.StringIO()
         try:

@@ -305,6 +305,8 @@ class ZooKeeperStore:
             names = self.client.get_children(self.status_path)
         except NoNodeError:
             return result
+        except NoAuthError as exc:
+            raise StoreError(f"{self.status_path}: not allowed to list") from exc
         for name in names:
             try:
                 result[name] = self.client.get(f"{self.status_path}/{name}")[0]
