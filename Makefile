@@ -10,7 +10,7 @@ deps:
 
 # The e2e tests run last, after the rest (they start dockerd); STACKHA_SKIP_E2E=1 leaves them out.
 test: deps
-	$(PYTEST) -q -rs tests
+	$(PYTEST) -q -rs tests/unit tests/integration
 	@if [ "$${STACKHA_SKIP_E2E:-}" != 1 ]; then $(MAKE) --no-print-directory e2e; fi
 
 unit: deps

@@ -67,7 +67,8 @@ class MariaDB:
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     if INSTALL_DB is None or not Path(MARIADBD).exists():
-        pytest.skip("MariaDB is not installed (Debian packages mariadb-server, mariadb-client)")
+        # A requirement (scripts/install-deps.sh installs it), not a reason to skip.
+        pytest.fail("MariaDB is not installed (Debian packages mariadb-server, mariadb-client)")
     base = tmp_path_factory.mktemp("mariadb")
     datadir = base / "data"
     subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={datadir}",
@@ -393,5 +394,9 @@ def test_standin_stops_on_sigterm_with_clients_connected(standin: Standin) -> No
     client = standin.connect(database="shop")
     with client.cursor() as cur:
         cur.execute("select 1")
+        assert cur.fetchall() == ((1,),)
     assert standin.stop() == 0
     assert "event=stopped" in standin.log.read_text()
+    # The connected client was let go, not left hanging on a dead server.
+    with pytest.raises(pymysql.err.OperationalError):
+        client.ping(reconnect=False)

@@ -114,7 +114,6 @@ def test_json_document():
 
 
 def test_timeline_png(tmp_path: Path):
-    pytest.importorskip("matplotlib")
     from stackha.drill.timeline import render_all, render_png
 
     path = render_png(ran(), tmp_path / "out" / "t.png")
@@ -124,7 +123,6 @@ def test_timeline_png(tmp_path: Path):
 
 
 def test_timeline_needs_a_run():
-    pytest.importorskip("matplotlib")
     from stackha.drill.timeline import render_png
 
     with pytest.raises(ValueError, match="not run"):
