@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import BenchOptions, Table, median, percentile
-from stackha.spec import parse_spec
-from tests.integration.netlab import keepalived_pids, wait_until
-from tests.integration.vrrplab import VIP, VrrpLab
+from stackha.model.spec import parse_spec
+from testkit.netlab import keepalived_pids, wait_until
+from testkit.vrrplab import VIP, VrrpLab
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "vip_probe.py"

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from kazoo.protocol.states import ZnodeStat
 
-from stackha.agent.status import parse_status
-from stackha.localzk import LocalZooKeeper, free_port
+from stackha.model.status import parse_status
 from stackha.store.zookeeper import Identity, ZooKeeperStore
+from testkit.localzk import LocalZooKeeper, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_NGINX = ROOT / "configs" / "nginx"

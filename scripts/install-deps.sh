@@ -37,7 +37,7 @@ fi
 if ! .venv/bin/python -c "import stackha, kazoo, pyroute2, docker, yaml, pytest" 2>/dev/null \
         || [ pyproject.toml -nt .venv/.stackha-installed ]; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e ".[dev]"
+    .venv/bin/pip install -q -e ".[dev,lab]"
     touch .venv/.stackha-installed
 fi
 echo "dependencies ready"

@@ -1,3 +1,3 @@
-from .entry import main
+from stackha.cli.entry import main
 
 main()

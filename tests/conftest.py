@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackha.localzk import LocalZooKeeper
+from testkit.localzk import LocalZooKeeper
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIGS = ROOT / "configs"

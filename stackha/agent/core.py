@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,26 +20,29 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kazoo.exceptions import KazooException
-from kazoo.protocol.states import KazooState
-
-from .. import __version__
-from ..bundle import ConfigVersion, parse_version, serialise_version
-from ..checks import check_http
-from ..keepalived.process import KeepalivedProcess, NotifyFifo, config_test
-from ..keepalived.render import RenderOptions, render_keepalived
-from ..keepalived.vridwatch import Advert, VridWatch
-from ..lvs.loaddr import NetlinkLoopback
-from ..lvs.node import LvsNode, LvsSettings
-from ..nginx_test import check_nginx_dir
-from ..rollout import gate
-from ..spec import StackSpec, parse_spec
-from ..store.base import StoreError
-from . import metrics
-from .filesync import ApplyResult, FileSync, command_reload
-from .mycatrole import ManagerReload, MycatHealthSettings, MycatManagerSettings, mysql_health
-from .render import node_files
-from .status import NodeStatus, parse_status
+from stackha import __version__
+from stackha.agent import metrics
+from stackha.agent.filesync import ApplyResult, FileSync, command_reload
+from stackha.agent.mycatrole import (
+    ManagerReload,
+    MycatHealthSettings,
+    MycatManagerSettings,
+    mysql_health,
+)
+from stackha.agent.nodefiles import node_files
+from stackha.agent.vrrp import VrrpSettings, keepalived_conf
+from stackha.checks.nginx import check_nginx_dir
+from stackha.checks.probes import check_http
+from stackha.keepalived.process import KeepalivedProcess, NotifyFifo, config_test
+from stackha.keepalived.vridwatch import Advert, VridWatch
+from stackha.lvs.loaddr import NetlinkLoopback
+from stackha.lvs.node import LvsNode, LvsSettings
+from stackha.model.bundle import ConfigVersion, parse_version, serialise_version
+from stackha.model.cluster import ClusterView
+from stackha.model.rollout import gate
+from stackha.model.spec import HealthCheck, StackSpec, parse_spec
+from stackha.model.status import NodeStatus
+from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +53,15 @@ class RoleSettings:
 
     target: Path
     reload: tuple[str, ...] | None = None
+    # Health-check the role after a reload. What to ask (URL; MyCat's host, port, user and
+    # timeout) comes from the version being applied (``health_checks`` of its spec), the same
+    # source keepalived's checks are rendered from; ``health_url`` only overrides the URL.
+    health: bool = False
     health_url: str | None = None
-    # mycat only: reload through the manager port (instead of ``reload``), SQL-port health.
+    # mycat only: reload through the manager port (instead of ``reload``); the password file
+    # of the SQL-port health login.
     mycat_manager: MycatManagerSettings | None = None
     mycat_health: MycatHealthSettings | None = None
-
-
-@dataclass(frozen=True)
-class VrrpSettings:
-    """Where this node's keepalived lives; the spec says everything else."""
-
-    conf_dir: Path
-    run_dir: Path
-    stackha_command: str
-    script_user: str = "keepalived_script"
-    interface: str | None = None
-    ipvs: bool = False
-    watch_vrids: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class PendingVersion:
-    """A version this node will apply once its canary has (see stackha.rollout)."""
+    """A version this node will apply once its canary has (see stackha.model.rollout)."""
 
     version: ConfigVersion
     since: float
@@ -113,6 +107,7 @@ class Agent:
         self._vrrp_started = False
         self._members_by_vrid: dict[int, set[Any]] = {}
         self._pending: PendingVersion | None = None
+        self._applying: ConfigVersion | None = None
         self._specs: dict[tuple[int, str], StackSpec | None] = {}
         self._specs_lock = threading.Lock()  # keepalived's supervisor thread reads it too
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -167,21 +162,28 @@ class Agent:
         if role == "nginx":
             def validate(staging: Path) -> list[str]:
                 return [str(p) for p in check_nginx_dir(staging)]
-            if settings.health_url:
-                url = settings.health_url
+            if settings.health:
+                override = settings.health_url
 
                 def health() -> str | None:
-                    return check_http(url, timeout=1.0)
+                    return check_http(override or self._health_check("nginx").url, timeout=1.0)
         elif role == "mycat":
             def validate(staging: Path) -> list[str]:
-                from ..mycat.validate import validate_mycat
+                from stackha.mycat.validate import validate_mycat
 
                 files = {f"mycat/{p.relative_to(staging).as_posix()}": p.read_bytes()
                          for p in staging.rglob("*") if p.is_file()}
                 _, problems = validate_mycat(files)
                 return [str(p) for p in problems if p.is_error]
-            if settings.mycat_health is not None:
-                health = mysql_health(settings.mycat_health, settings.target)
+            if settings.health:
+                local = settings.mycat_health or MycatHealthSettings()
+
+                def mycat_check() -> MycatHealthSettings:
+                    check = self._health_check("mycat")
+                    return replace(local, host=check.host, port=check.port, user=check.user,
+                                   timeout=check.timeout)
+
+                health = mysql_health(mycat_check, settings.target)
             if settings.mycat_manager is not None:
                 start = command_reload(list(settings.reload)) if settings.reload else None
                 self.mycat_reload = ManagerReload(settings.mycat_manager, settings.target, start)
@@ -197,6 +199,12 @@ class Agent:
             settle=0.5 if role == "nginx" else 0.0,
             managed_list=self.settings.state_dir / f"{role}.managed",
         )
+
+    def _health_check(self, name: str) -> HealthCheck:
+        """``health_checks.<name>`` of the version being applied, else of the applied one."""
+        version = self._applying or self.applied
+        spec = self._spec_of(version) if version is not None else None
+        return spec.health_check(name) if spec is not None else HealthCheck(name)
 
     @property
     def last_good_path(self) -> Path:
@@ -306,12 +314,12 @@ class Agent:
     def _on_zk(self, state: str) -> None:
         previous, self.zk_state = self.zk_state, str(state)
         log.info("event=zookeeper state=%s previous=%s", state, previous)
-        metrics.ZK_CONNECTED.set(1 if state == KazooState.CONNECTED else 0)
-        if state == KazooState.SUSPENDED:
+        metrics.ZK_CONNECTED.set(1 if state == ConnectionState.CONNECTED else 0)
+        if state == ConnectionState.SUSPENDED:
             return  # pause: change nothing on the node
-        if state == KazooState.LOST:
+        if state == ConnectionState.LOST:
             return  # our ephemeral status is gone; CONNECTED re-registers it
-        if state == KazooState.CONNECTED:
+        if state == ConnectionState.CONNECTED:
             if self._pending is not None:
                 # Time without ZooKeeper is no time the canary had: the wait starts again.
                 self._pending = replace(self._pending, since=time.monotonic())
@@ -320,7 +328,7 @@ class Agent:
                 try:
                     self.store.watch_current(self.on_current)
                     self._watching = True
-                except (KazooException, StoreError) as exc:
+                except StoreError as exc:
                     log.warning("event=watch_failed reason=%r", str(exc))
             else:
                 self._resync()
@@ -328,7 +336,7 @@ class Agent:
     def _resync(self) -> None:
         try:
             number = self.store.current_number()
-        except (KazooException, StoreError) as exc:
+        except StoreError as exc:
             log.warning("event=resync_failed reason=%r", str(exc))
             return
         self._on_current(number)
@@ -349,16 +357,15 @@ class Agent:
             self._report()
             return
         try:
-            data = self.store.read_version(number)
-        except (KazooException, StoreError) as exc:
+            version = self.store.read_version(number)
+        except VersionUnreadable as exc:
+            self._fail(number, "verify", str(exc))
+            return
+        except StoreError as exc:
             log.warning("event=fetch_failed version=%d reason=%r", number, str(exc))
             return
-        if data is None:
-            self._fail(number, "fetch", f"version {number} not found in the store")
-            return
-        version, problems = parse_version(data, f"version {number}")
         if version is None:
-            self._fail(number, "verify", "; ".join(str(p) for p in problems))
+            self._fail(number, "fetch", f"version {number} not found in the store")
             return
         self._pending = PendingVersion(version, time.monotonic(),
                                        frozenset(self._changed_roles(version)))
@@ -379,15 +386,15 @@ class Agent:
 
     def _advance_rollout(self) -> None:
         pending = self._pending
-        if pending is None or self.zk_state != KazooState.CONNECTED:
+        if pending is None or self.zk_state != ConnectionState.CONNECTED:
             return  # the canary's report is in ZooKeeper: the resync after CONNECTED resumes
         version = pending.version
         unreadable: list[str] = []
 
         def canary_status(node: str) -> NodeStatus | None:
             try:
-                return parse_status(node, self.store.status_of(node))
-            except (KazooException, StoreError) as exc:
+                return self.store.status_of(node)
+            except StoreError as exc:
                 # Unreadable counts as silent: the wait still ends at --rollout-wait.
                 unreadable.append(f"{node} unreadable: {exc}")
                 return NodeStatus(node=node)
@@ -413,6 +420,13 @@ class Agent:
         self._report()
 
     def apply(self, version: ConfigVersion) -> bool:
+        self._applying = version
+        try:
+            return self._apply(version)
+        finally:
+            self._applying = None
+
+    def _apply(self, version: ConfigVersion) -> bool:
         spec = self._spec_of(version)
         if spec is None:
             self._fail(version.number, "verify", "the version's stackha.yaml does not parse")
@@ -456,12 +470,8 @@ class Agent:
         vrrp = self.settings.vrrp
         if vrrp is None or self.vrrp_sync is None or not spec.groups_of(self.settings.node):
             return None
-        options = RenderOptions(stackha_command=vrrp.stackha_command,
-                                notify_fifo=str(vrrp.run_dir / "keepalived.fifo"),
-                                script_user=vrrp.script_user,
-                                interface_override=vrrp.interface)
-        ipvs = vrrp.ipvs or (self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node))
-        text = render_keepalived(spec, self.settings.node, options, ipvs)
+        ipvs = self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node)
+        text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
         result = self.vrrp_sync.apply({"keepalived.conf": text.encode()})
         if not result.ok:
             return result
@@ -477,7 +487,7 @@ class Agent:
             return
         if not self.keepalived.config.exists():
             return
-        NotifyFifo(vrrp.run_dir / "keepalived.fifo",
+        NotifyFifo(vrrp.fifo,
                    lambda group, state, _prio: self.events.put(("vrrp", (group, state)))).start()
         if vrrp.watch_vrids:
             VridWatch(lambda: self._members_by_vrid,
@@ -539,22 +549,17 @@ class Agent:
 
     def _heartbeat(self) -> None:
         self._report()
-        if self.settings.vrrp is not None and self.zk_state == KazooState.CONNECTED:
+        if self.settings.vrrp is not None and self.zk_state == ConnectionState.CONNECTED:
             self._check_split_brain()
 
     def _check_split_brain(self) -> None:
         """Several nodes claiming MASTER of one group is reported, never acted upon."""
         try:
-            raw = self.store.statuses()
-        except (KazooException, StoreError) as exc:
+            statuses = self.store.statuses()
+        except StoreError as exc:
             log.warning("event=peer_status_failed reason=%r", str(exc))
             return
-        masters: dict[str, list[str]] = {}
-        for node, data in raw.items():
-            status = parse_status(node, data)
-            for group, state in (status.vrrp.items() if status else ()):
-                if state == "MASTER":
-                    masters.setdefault(group, []).append(node)
+        masters = ClusterView.of(None, None, statuses).masters()
         for group in self.status.vrrp:
             nodes = masters.get(group, [])
             metrics.SPLIT_BRAIN.labels(group=group).set(1 if len(nodes) > 1 else 0)
@@ -564,11 +569,11 @@ class Agent:
     def _report(self) -> None:
         self.status = replace(self.status, heartbeat=_now(), zookeeper=self.zk_state,
                               health=MappingProxyType(self._health()))
-        if self.zk_state != KazooState.CONNECTED:
+        if self.zk_state != ConnectionState.CONNECTED:
             return
         try:
-            self.store.put_status(self.settings.node, self.status.to_json())
-        except (KazooException, StoreError) as exc:
+            self.store.put_status(self.status)
+        except StoreError as exc:
             log.warning("event=status_write_failed reason=%r", str(exc))
 
     def _drain_setting(self) -> float | None:
@@ -591,9 +596,5 @@ class Agent:
         try:
             self.store.delete_status(self.settings.node)
             self.store.close()
-        except (KazooException, StoreError, OSError) as exc:
+        except (StoreError, OSError) as exc:
             log.warning("event=close_failed reason=%r", str(exc))
-
-
-def default_node_name() -> str:
-    return socket.gethostname()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bundle import file_mode, unsafe_path_reason
+from stackha.model.bundle import file_mode, unsafe_path_reason
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checks import check_mysql, check_tcp
-from ..mycat.manager import ManagerClient, ManagerError, ManagerUnavailable, reload_kind
+from stackha.checks.probes import check_mysql, check_tcp
+from stackha.mycat.manager import ManagerClient, ManagerError, ManagerUnavailable, reload_kind
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +150,13 @@ class ManagerReload:
         return None
 
 
-def mysql_health(settings: MycatHealthSettings, conf_dir: Path) -> Callable[[], str | None]:
-    """The health check: None when MyCat takes a login and answers ``select 1``."""
+def mysql_health(current: Callable[[], MycatHealthSettings], conf_dir: Path
+                 ) -> Callable[[], str | None]:
+    """The health check: None when MyCat takes a login and answers ``select 1``. ``current``
+    gives the settings at each call (the applied version's ``health_checks.mycat``)."""
 
     def health() -> str | None:
+        settings = current()
         if not settings.user:
             return check_tcp(settings.host, settings.port, settings.timeout)
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..spec import HealthCheck, LvsService, StackSpec, VrrpGroup
+from stackha.model.spec import HealthCheck, LvsService, StackSpec, VrrpGroup
 
 SCRIPT_USER = "keepalived_script"
 

@@ -20,11 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..spec import LvsService
-from .health import Verdict
-from .neighbours import interface_mac, resolve_mac
-from .nft import NftError, nft_load
-from .nftrender import Backend, ForwardingInput, render_removal, render_ruleset, service_key
+from stackha.lvs.health import Verdict
+from stackha.lvs.neighbours import interface_mac, resolve_mac
+from stackha.lvs.nft import NftError, nft_load
+from stackha.lvs.nftrender import (
+    Backend,
+    ForwardingInput,
+    render_removal,
+    render_ruleset,
+    service_key,
+)
+from stackha.model.spec import LvsService
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..spec import LvsService, StackSpec
+from stackha.model.spec import LvsService, StackSpec
 
 IPVS_PROC = Path("/proc/net/ip_vs")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checks import check_mysql, check_tcp
-from ..spec import HealthCheck
+from stackha.checks.probes import check_mysql, check_tcp
+from stackha.model.spec import HealthCheck
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 import subprocess
 from typing import Any
 
-from .nftrender import FAMILY, TABLE
+from stackha.lvs.nftrender import FAMILY, TABLE
 
 NFT = os.environ.get("STACKHA_NFT", "nft")
 

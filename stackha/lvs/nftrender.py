@@ -49,7 +49,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from ..spec import WEIGHTED_SCHEDULERS, LvsService
+from stackha.model.spec import WEIGHTED_SCHEDULERS, LvsService
 
 TABLE = "stackha_lvs"
 FAMILY = "netdev"

@@ -15,13 +15,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..spec import StackSpec
-from .director import DirectedService, DirectorPlan, NftDirector
-from .engine import ipvs_available, realserver_services, services_by_engine
-from .health import Probe
-from .loaddr import NetlinkLoopback
-from .nftrender import Backend
-from .realserver import Realserver, RealserverError
+from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
+from stackha.lvs.engine import ipvs_available, realserver_services, services_by_engine
+from stackha.lvs.health import Probe
+from stackha.lvs.loaddr import NetlinkLoopback
+from stackha.lvs.nftrender import Backend
+from stackha.lvs.realserver import Realserver, RealserverError
+from stackha.model.spec import StackSpec
 
 log = logging.getLogger(__name__)
 

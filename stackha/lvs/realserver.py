@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .sysctl import PROC_SYS, conf_key, read_sysctl, write_sysctl
+from stackha.lvs.sysctl import PROC_SYS, conf_key, read_sysctl, write_sysctl
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What stackha does on MyCat's manager port (9066), and which reload a config change needs.
 
 The manager port speaks the MySQL protocol, so pymysql talks to it; the same client works
-against MyCat 1.6 and against mycat-standin (``stackha.standin``).
+against MyCat 1.6 and against mycat-standin (``stackha.lab.standin``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ MyCat 1.6 reads these keys from it: ``loadZk`` (read the configuration from ZooK
 
 from __future__ import annotations
 
-from ..spec import StackSpec
+from stackha.model.spec import StackSpec
 
 MYID_FILE = "myid.properties"
 

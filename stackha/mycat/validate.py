@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from xml.parsers import expat
 
-from ..problems import ERROR, WARNING, Problem
+from stackha.model.problems import ERROR, WARNING, Problem
 
 SCHEMA_XML = "schema.xml"
 SERVER_XML = "server.xml"

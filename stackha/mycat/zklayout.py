@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..problems import WARNING, Problem
+from stackha.model.problems import WARNING, Problem
 
 SCHEMA_XML, SERVER_XML, RULE_XML = "schema.xml", "server.xml", "rule.xml"
 # MyCat reloads on every write to one of the schema znodes, so a dataNode must exist before

@@ -1,9 +1,18 @@
-"""The small interface the coordinator and the agent need from a configuration store."""
+"""The small interface the coordinator and the agent need from a configuration store.
+
+Everything a store hands out is a value object of ``stackha.model`` (versions, node statuses);
+every failure of the client library underneath is a ``StoreError``; connection changes are the
+three ``ConnectionState`` strings. Nothing above ``stackha.store`` sees the client library.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from stackha.model.bundle import ConfigVersion
+from stackha.model.problems import Problem
+from stackha.model.status import NodeStatus
 
 MAX_VERSION_BYTES = 1_000_000
 """ZooKeeper refuses a znode or transaction near 1 MiB (jute.maxbuffer) and shows it only as
@@ -22,21 +31,37 @@ class VersionTooLarge(StoreError):
     pass
 
 
+class VersionUnreadable(StoreError):
+    """A version node exists but does not hold a valid version document."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class ConnectionState:
+    """What a connection listener is told (the same words ZooKeeper clients use)."""
+
+    CONNECTED = "CONNECTED"
+    SUSPENDED = "SUSPENDED"  # connection lost, session may live: change nothing
+    LOST = "LOST"            # session gone: ephemeral nodes are gone
+
+
 class ConfigStore(Protocol):
     def current_number(self) -> int | None: ...
 
-    def read_version(self, number: int) -> bytes | None: ...
+    def read_version(self, number: int) -> ConfigVersion | None: ...
 
     def version_numbers(self) -> list[int]: ...
 
     def publish(self, document: Callable[[int], bytes], expected: int | None,
                 mycat: Any = None) -> int: ...
 
-    def put_status(self, node: str, data: bytes) -> None: ...
+    def put_status(self, status: NodeStatus) -> None: ...
 
-    def statuses(self) -> dict[str, bytes]: ...
+    def statuses(self) -> dict[str, NodeStatus]: ...
 
-    def status_of(self, node: str) -> bytes | None: ...
+    def status_of(self, node: str) -> NodeStatus | None: ...
 
     def watch_current(self, callback: Callable[[int | None], None]) -> None: ...
 

@@ -26,16 +26,16 @@ from kazoo.client import TransactionRequest as Transaction
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions
 
-from ..mycat.zklayout import (
+from stackha.model.problems import Problem
+from stackha.model.spec import StackSpec
+from stackha.mycat.zklayout import (
     CONF_INITIALIZED,
     RELOAD_COMMAND,
     RUNTIME_DIRS,
     Layout,
     build_layout,
 )
-from ..problems import Problem
-from ..spec import StackSpec
-from .base import ConcurrentChange, StoreError
+from stackha.store.base import ConcurrentChange, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,12 @@ interleave. Configuration is ACL'd to the coordinator credential (all) and the a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -39,10 +41,43 @@ from kazoo.security import (
     make_digest_acl_credential,
 )
 
-from .base import MAX_VERSION_BYTES, ConcurrentChange, StoreError, VersionTooLarge
-from .mycatzk import MycatLayoutWrite, layout_acls, plan_layout
+from stackha.model.bundle import ConfigVersion, parse_version
+from stackha.model.status import NodeStatus, parse_status
+from stackha.store.base import (
+    MAX_VERSION_BYTES,
+    ConcurrentChange,
+    StoreError,
+    VersionTooLarge,
+    VersionUnreadable,
+)
+from stackha.store.mycatzk import (
+    MycatLayoutWrite,
+    MycatZkTarget,
+    layout_acls,
+    plan_layout,
+    send_reload,
+)
 
 log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """kazoo's errors (and its timeouts, which are no KazooException) become StoreError, so
+    that no caller above the store needs to know kazoo."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except StoreError:
+            raise
+        except (KazooException, KazooTimeoutError) as exc:
+            raise StoreError(f"ZooKeeper: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -101,6 +136,7 @@ class ZooKeeperStore:
         self._connect_timeout = connect_timeout
 
     # connection ---------------------------------------------------------------------------
+    @_translated
     def start(self, wait: bool = True) -> None:
         if not wait:
             self.client.start_async()
@@ -138,6 +174,7 @@ class ZooKeeperStore:
         return f"{self.base}/status"
 
     # layout and ACLs (coordinator) --------------------------------------------------------
+    @_translated
     def ensure_layout(self, agent: Identity | None) -> None:
         """Create the tree with its ACLs; only the coordinator calls this."""
         if self.identity is None or agent is None:
@@ -168,6 +205,7 @@ class ZooKeeperStore:
             raise StoreError(f"{path}: not allowed to create (wrong credential?)") from exc
 
     # configuration ------------------------------------------------------------------------
+    @_translated
     def current_number(self) -> int | None:
         try:
             data, _ = self.client.get(self.current_path)
@@ -177,15 +215,22 @@ class ZooKeeperStore:
             raise StoreError(f"{self.current_path}: not allowed to read") from exc
         return _parse_number(data)
 
-    def read_version(self, number: int) -> bytes | None:
+    @_translated
+    def read_version(self, number: int) -> ConfigVersion | None:
+        """Version ``number``, None when it does not exist; VersionUnreadable when its node
+        holds no valid version document."""
         try:
             data, _ = self.client.get(f"{self.versions_path}/{_version_name(number)}")
         except NoNodeError:
             return None
         except NoAuthError as exc:
             raise StoreError(f"{self.versions_path}: not allowed to read") from exc
-        return data
+        version, problems = parse_version(data, f"version {number}")
+        if version is None:
+            raise VersionUnreadable(problems)
+        return version
 
+    @_translated
     def version_numbers(self) -> list[int]:
         try:
             names = self.client.get_children(self.versions_path)
@@ -193,6 +238,7 @@ class ZooKeeperStore:
             return []
         return sorted(n for n in (_parse_number(x.encode()) for x in names) if n)
 
+    @_translated
     def publish(self, document: Callable[[int], bytes], expected: int | None,
                 mycat: MycatLayoutWrite | None = None) -> int:
         """Publish ``document(n)`` as version n = current + 1, if current is still ``expected``.
@@ -245,6 +291,7 @@ class ZooKeeperStore:
                      ",".join(plan.written) or "-", ",".join(plan.deleted) or "-")
         return number
 
+    @_translated
     def watch_current(self, callback: Callable[[int | None], None]) -> None:
         def on_change(data: bytes | None, _stat: object) -> None:
             callback(_parse_number(data) if data is not None else None)
@@ -252,7 +299,9 @@ class ZooKeeperStore:
         self.client.DataWatch(self.current_path, on_change)
 
     # status -------------------------------------------------------------------------------
-    def put_status(self, node: str, data: bytes) -> None:
+    @_translated
+    def put_status(self, status: NodeStatus) -> None:
+        node, data = status.node, status.to_json()
         path = f"{self.status_path}/{node}"
         stat = self.client.exists(path)
         session = self.client.client_id[0] if self.client.client_id else None
@@ -285,22 +334,26 @@ class ZooKeeperStore:
                   if r.split(":")[0] != self.identity.user]
         return [self.identity.acl(Permissions.ALL), *others]
 
+    @_translated
     def delete_status(self, node: str) -> None:
         try:
             self.client.delete(f"{self.status_path}/{node}")
         except (NoNodeError, KazooException):
             pass
 
-    def status_of(self, node: str) -> bytes | None:
+    @_translated
+    def status_of(self, node: str) -> NodeStatus | None:
         try:
-            return self.client.get(f"{self.status_path}/{node}")[0]
+            return parse_status(node, self.client.get(f"{self.status_path}/{node}")[0])
         except NoNodeError:
             return None
         except NoAuthError as exc:
             raise StoreError(f"{self.status_path}/{node}: not allowed to read") from exc
 
-    def statuses(self) -> dict[str, bytes]:
-        result: dict[str, bytes] = {}
+    @_translated
+    def statuses(self) -> dict[str, NodeStatus]:
+        """Every node's status, parsed tolerantly; an empty status node is left out."""
+        result: dict[str, NodeStatus] = {}
         try:
             names = self.client.get_children(self.status_path)
         except NoNodeError:
@@ -309,10 +362,19 @@ class ZooKeeperStore:
             raise StoreError(f"{self.status_path}: not allowed to list") from exc
         for name in names:
             try:
-                result[name] = self.client.get(f"{self.status_path}/{name}")[0]
+                status = parse_status(name, self.client.get(f"{self.status_path}/{name}")[0])
             except (NoNodeError, NoAuthError):
                 continue
+            if status is not None:
+                result[name] = status
         return result
+
+    # MyCat's own ZooKeeper mode -------------------------------------------------------------
+    @_translated
+    def request_mycat_reload(self, target: MycatZkTarget, myids: Sequence[str]) -> list[str]:
+        """Ask MyCat nodes running with loadZk=true to re-read their layout."""
+        owner = self.identity.acl(Permissions.ALL) if self.identity else None
+        return send_reload(self.client, target, owner, list(myids))
 
 
 def _parse_number(data: bytes | None) -> int | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stackha.compose.secrets import load_lab_credentials
+from stackha.lab.compose.secrets import load_lab_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "compose"

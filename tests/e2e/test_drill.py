@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Lab, lab_ready, stackha
+from tests.e2e.conftest import Lab, lab_ready, stackha
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from .conftest import ROOT, UP_TIMEOUT, Lab, lab_ready, stackha, status, wait_until
+from tests.e2e.conftest import ROOT, UP_TIMEOUT, Lab, lab_ready, stackha, status, wait_until
 
 pytestmark = pytest.mark.e2e
 

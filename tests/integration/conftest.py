@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.netlab import NetLab
+from testkit.netlab import NetLab
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ from types import MappingProxyType
 
 import pytest
 
-from stackha.agent.status import NodeStatus
-from stackha.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
-from stackha.cli import main
-from stackha.connect import open_store
-from stackha.coordinator import Coordinator
-from stackha.localzk import LocalZooKeeper, free_port
-from stackha.spec import parse_spec
-from tests.integration.agentlab import (
+from stackha.cli.main import main
+from stackha.coordinator.publish import Coordinator
+from stackha.model.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
+from stackha.model.spec import parse_spec
+from stackha.model.status import NodeStatus
+from stackha.store.connect import open_store
+from testkit.agentlab import (
     NginxNode,
     adapt_configs_for_loopback,
     coordinator_store,
@@ -25,6 +24,7 @@ from tests.integration.agentlab import (
     node_status,
     wait_for,
 )
+from testkit.localzk import LocalZooKeeper, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -331,7 +331,7 @@ def test_a_version_waits_for_its_canary_and_follows_its_verdict(node, configs, z
     peer = open_store(spec, zookeeper.hosts, "agent")
     try:
         def report(**fields) -> None:
-            peer.put_status("nginx2", NodeStatus(node="nginx2", **fields).to_json())
+            peer.put_status(NodeStatus(node="nginx2", **fields))
 
         report(applied_version=1)
         two = _publish_with_canary(configs, zookeeper, "two\n", "nginx2")
@@ -374,8 +374,8 @@ def test_push_config_names_a_canary_that_holds_no_vip(node, configs, zookeeper, 
     peer = open_store(spec, zookeeper.hosts, "agent")
     try:
         # nginx2 holds the web VIP: nginx1 (this node, no VIP) must go first.
-        peer.put_status("nginx2", NodeStatus(node="nginx2", applied_version=1,
-                                             vrrp=MappingProxyType({"web": "MASTER"})).to_json())
+        peer.put_status(NodeStatus(node="nginx2", applied_version=1,
+                                   vrrp=MappingProxyType({"web": "MASTER"})))
         capsys.readouterr()
         _set_page(configs, "canary first\n")
         _push(configs)

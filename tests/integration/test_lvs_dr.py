@@ -18,9 +18,8 @@ import pytest
 
 from stackha.keepalived.process import config_test
 from stackha.keepalived.render import RenderOptions, render_keepalived
-from stackha.spec import parse_spec
-from tests.conftest import AGENT, COORDINATOR, EXAMPLE_CONFIGS
-from tests.integration.lvslab import (
+from stackha.model.spec import parse_spec
+from testkit.lvslab import (
     CHECK_INTERVAL,
     CHECK_TIMEOUT,
     DIRECTORS,
@@ -30,7 +29,8 @@ from tests.integration.lvslab import (
     LvsLab,
     source_macs,
 )
-from tests.integration.netlab import in_ns, run, wait_until
+from testkit.netlab import in_ns, run, wait_until
+from tests.conftest import AGENT, COORDINATOR, EXAMPLE_CONFIGS
 
 pytestmark = pytest.mark.integration
 TOOLS = ("nft", "keepalived", "arping", "tcpdump", "ip")

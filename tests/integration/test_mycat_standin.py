@@ -195,8 +195,8 @@ def standin(tmp_path: Path, mariadb: MariaDB) -> Iterator[Standin]:
     port, manager_port = _free_port(), _free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stackha.standin", "--conf", str(conf), "--host", "127.0.0.1",
-             "--port", str(port), "--manager-port", str(manager_port)],
+            [sys.executable, "-m", "stackha.lab.standin", "--conf", str(conf),
+             "--host", "127.0.0.1", "--port", str(port), "--manager-port", str(manager_port)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     server = Standin(proc, port, manager_port, conf, log)
     try:

@@ -19,10 +19,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import Permissions
 
-from stackha.cli import main
+from stackha.cli.main import main
 from stackha.mycat.zklayout import to_json
+from testkit.agentlab import node_status, wait_for
 from tests.conftest import COORDINATOR
-from tests.integration.agentlab import node_status, wait_for
 from tests.integration.test_mycat_standin import (  # noqa: F401 (fixture)
     ROOT,
     MariaDB,
@@ -182,7 +182,7 @@ class MycatNode:
             shutil.copy(self.configs / "mycat" / name, self.conf / name)
         with (self.root / "standin.log").open("ab") as out:
             self.standin = subprocess.Popen(
-                [sys.executable, "-m", "stackha.standin", "--conf", str(self.conf), "--host",
+                [sys.executable, "-m", "stackha.lab.standin", "--conf", str(self.conf), "--host",
                  "127.0.0.1", "--port", str(self.port), "--manager-port",
                  str(self.manager_port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         wait_for(lambda: _accepts_quietly(self.port) and _accepts_quietly(self.manager_port),
@@ -329,7 +329,7 @@ STARTER = """
 import socket, subprocess, sys, time
 conf, port, manager, log = sys.argv[1:5]
 with open(log, "ab") as out:
-    subprocess.Popen([sys.executable, "-m", "stackha.standin", "--conf", conf, "--host",
+    subprocess.Popen([sys.executable, "-m", "stackha.lab.standin", "--conf", conf, "--host",
                       "127.0.0.1", "--port", port, "--manager-port", manager],
                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                      start_new_session=True)

@@ -15,9 +15,9 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
-from stackha.bundle import parse_version
-from stackha.cli import main
-from stackha.spec import parse_spec
+from stackha.cli.main import main
+from stackha.model.spec import parse_spec
+from stackha.model.status import NodeStatus
 from stackha.store.zookeeper import Identity, ZooKeeperStore
 from tests.conftest import AGENT, COORDINATOR
 
@@ -57,7 +57,7 @@ def test_valid_push_publishes_a_version_with_every_file(configs, zookeeper, caps
     store = _store(configs, zookeeper)
     try:
         assert store.current_number() == 1
-        version, problems = parse_version(store.read_version(1), "v1")
+        version, problems = store.read_version(1), []
     finally:
         store.close()
     assert not problems and version is not None
@@ -162,8 +162,8 @@ def test_rollback_publishes_a_new_version_equal_to_the_old(configs, zookeeper, c
     assert "published version 3 equal to version 1" in capsys.readouterr().out
     store = _store(configs, zookeeper)
     try:
-        v1, _ = parse_version(store.read_version(1), "v1")
-        v3, _ = parse_version(store.read_version(3), "v3")
+        v1 = store.read_version(1)
+        v3 = store.read_version(3)
         assert store.current_number() == 3
     finally:
         store.close()
@@ -216,7 +216,7 @@ def test_concurrent_pushes_stay_linear(configs, zookeeper, tmp_path):
     assert numbers == [1, 2, 3, 4, 5] and current == 5
     store = _store(configs, zookeeper)
     try:
-        pages = {parse_version(store.read_version(n), "v")[0].bundle.text(
+        pages = {store.read_version(n).bundle.text(
             "nginx/html/index.html") for n in numbers[1:]}
     finally:
         store.close()
@@ -240,8 +240,8 @@ def test_coordinator_killed_mid_push_leaves_no_partial_version(configs, zookeepe
             # Every version that exists is whole, and current names the newest one.
             assert current == numbers[-1]
             for number in numbers:
-                version, problems = parse_version(store.read_version(number), f"v{number}")
-                assert version is not None, problems
+                version = store.read_version(number)
+                assert version is not None
         finally:
             store.close()
 
@@ -272,7 +272,7 @@ def test_acls_keep_agents_read_only_and_anonymous_out(configs, zookeeper):
     # The agent may write its own status, which the coordinator can read and anonymous not.
     agent_store = _store(configs, zookeeper, AGENT)
     try:
-        agent_store.put_status("nginx1", b'{"applied": 1}')
+        agent_store.put_status(NodeStatus("nginx1", applied_version=1))
     finally:
         agent_store.close()
     coordinator = _store(configs, zookeeper)
@@ -287,8 +287,8 @@ def test_status_of_a_live_agent_is_readable_by_the_coordinator(configs, zookeepe
     agent_store = _store(configs, zookeeper, AGENT)
     coordinator = _store(configs, zookeeper)
     try:
-        agent_store.put_status("nginx1", b'{"applied": 1}')
-        assert coordinator.statuses() == {"nginx1": b'{"applied": 1}'}
+        agent_store.put_status(NodeStatus("nginx1", applied_version=1))
+        assert coordinator.statuses() == {"nginx1": NodeStatus("nginx1", applied_version=1)}
         with pytest.raises(NoAuthError):
             coordinator.client.set(f"{coordinator.status_path}/nginx1", b"forged")
     finally:

@@ -15,16 +15,16 @@ import pytest
 
 from stackha.keepalived.process import config_test
 from stackha.keepalived.render import RenderOptions, render_keepalived
-from stackha.spec import parse_spec
-from tests.conftest import EXAMPLE_CONFIGS
-from tests.integration.netlab import (
+from stackha.model.spec import parse_spec
+from testkit.netlab import (
     LAN_ADDRESS,
     keepalived_pids,
     kill_at_once,
     run,
     wait_until,
 )
-from tests.integration.vrrplab import VIP, VrrpLab, check_wrapper
+from testkit.vrrplab import VIP, VrrpLab, check_wrapper
+from tests.conftest import EXAMPLE_CONFIGS
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from stackha.checks import check_http
-from stackha.localzk import free_port
+from stackha.checks.probes import check_http
+from testkit.localzk import free_port
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -8,20 +8,20 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from stackha.agent.status import NodeStatus
-from stackha.compose.backend import LabError, backend_from_schema
-from stackha.compose.digests import image_digests
-from stackha.compose.progress import assess, describe
-from stackha.compose.render import (
+from stackha.keepalived.process import parse_notify_line
+from stackha.lab.compose.backend import LabError, backend_from_schema
+from stackha.lab.compose.digests import image_digests
+from stackha.lab.compose.render import (
     LabOptions,
     compose_document,
     images,
     render_compose,
     service_name,
 )
-from stackha.compose.secrets import lab_credentials, parse_env_file
-from stackha.keepalived.process import parse_notify_line
-from stackha.spec import StackSpec, parse_spec
+from stackha.lab.compose.secrets import lab_credentials, parse_env_file
+from stackha.model.cluster import ClusterView
+from stackha.model.spec import StackSpec, parse_spec
+from stackha.model.status import NodeStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,9 +142,9 @@ def _all_ready(spec: StackSpec, version: int) -> dict[str, NodeStatus | None]:
 
 def test_progress_ready_when_applied_healthy_and_one_master_each():
     spec = _spec()
-    progress = assess(spec, _all_ready(spec, 3), 3)
+    progress = ClusterView.of(spec, 3, _all_ready(spec, 3)).progress()
     assert progress.done
-    assert describe(progress) == "7/7 nodes ready at version 3"
+    assert progress.describe() == "7/7 nodes ready at version 3"
 
 
 def test_progress_waits_and_names_why():
@@ -153,7 +153,7 @@ def test_progress_waits_and_names_why():
     statuses["mycat2"] = None
     statuses["nginx2"] = _status("nginx2", 2, vrrp={"web": "MASTER"})
     statuses["director2"] = _status("director2", 3, health="connection refused")
-    progress = assess(spec, statuses, 3)
+    progress = ClusterView.of(spec, 3, statuses).progress()
     assert not progress.done
     assert dict(progress.waiting) == {
         "mycat2": "not reporting", "nginx2": "applied 2, current 3",
@@ -165,7 +165,7 @@ def test_progress_fails_on_a_refused_current_version():
     spec = _spec()
     statuses = _all_ready(spec, 3)
     statuses["nginx2"] = _status("nginx2", 2, error="version 4 rejected at verify: bad")
-    progress = assess(spec, statuses, 4)
+    progress = ClusterView.of(spec, 4, statuses).progress()
     assert ("nginx2", "version 4 rejected at verify: bad") in progress.failed
 
 

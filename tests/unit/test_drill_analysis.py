@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackha.drill.analysis import (
+from stackha.lab.drill.analysis import (
     Outage,
     StatusSample,
     describe_masters,
@@ -17,7 +17,7 @@ from stackha.drill.analysis import (
     split_brain_seen,
     time_to_green,
 )
-from stackha.drill.probes import Sample
+from stackha.lab.drill.probes import Sample
 
 
 def series(pattern: str, step: float = 0.01, duration: float = 0.002) -> list[Sample]:

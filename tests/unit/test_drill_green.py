@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stackha.drill.green import sample_of, status_document, status_problems, unreachable
-from stackha.spec import parse_spec
+from stackha.lab.drill.green import sample_of, status_document, status_problems, unreachable
+from stackha.model.spec import parse_spec
+from stackha.model.status import parse_status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +73,8 @@ def test_status_document_is_what_stackha_status_json_prints():
     assert spec is not None
     status = {"node": "nginx1", "roles": ["nginx"], "applied_version": 4,
               "vrrp": {"web": "MASTER"}, "health": {"nginx": "ok"}}
-    document = status_document(spec, 4, {"nginx1": json.dumps(status).encode()})
+    document = status_document(spec, 4, {"nginx1": parse_status("nginx1",
+                                                                json.dumps(status).encode())})
     names = [n["node"] for n in document["nodes"]]
     assert names[:2] == ["nginx1", "nginx2"] and len(names) == len(spec.nodes)
     first = document["nodes"][0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stackha.drill.lab import (
+from stackha.lab.drill.lab import (
     CUT_TABLE,
     DrillLab,
     LabProblem,
@@ -16,8 +16,8 @@ from stackha.drill.lab import (
     sql_account,
     zk_mode,
 )
-from stackha.drill.scenarios import SCENARIOS, by_name
-from stackha.spec import StackSpec, parse_spec
+from stackha.lab.drill.scenarios import SCENARIOS, by_name
+from stackha.model.spec import StackSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +92,7 @@ def test_by_name_keeps_the_order_given_and_names_the_unknown():
 
 
 def test_the_cli_knows_drill():
-    from stackha.cli import build_parser
+    from stackha.cli.main import build_parser
 
     args = build_parser().parse_args(["drill", "--scenario", "zk-outage", "--zk-outage", "5",
                                       "--json", "--png-dir", "/tmp/x"])
@@ -101,7 +101,7 @@ def test_the_cli_knows_drill():
 
 
 def test_sessions_from():
-    from stackha.drill.lab import sessions_from
+    from stackha.lab.drill.lab import sessions_from
 
     ss = ("0 0 10.77.0.200:8066 10.77.0.1:44132\n"
           "0 0 10.77.0.200:8066 10.77.0.1:44133\n"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stackha.drill.probes import MysqlProbe, Outcome, Prober, WebProbe
+from stackha.lab.drill.probes import MysqlProbe, Outcome, Prober, WebProbe
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from stackha.drill.analysis import StatusSample, probe_figures
-from stackha.drill.badconfig import _canaries
-from stackha.drill.probes import Sample
-from stackha.drill.report import (
+from stackha.lab.drill.analysis import StatusSample, probe_figures
+from stackha.lab.drill.badconfig import _canaries
+from stackha.lab.drill.probes import Sample
+from stackha.lab.drill.report import (
     HEADER,
     format_outage,
     format_served,
@@ -19,7 +19,7 @@ from stackha.drill.report import (
     render_table,
     table_rows,
 )
-from stackha.drill.result import ScenarioResult, Timeline
+from stackha.lab.drill.result import ScenarioResult, Timeline
 
 
 def samples(pattern: str, marked_at: int | None = None) -> tuple[Sample, ...]:
@@ -114,7 +114,7 @@ def test_json_document():
 
 
 def test_timeline_png(tmp_path: Path):
-    from stackha.drill.timeline import render_all, render_png
+    from stackha.lab.drill.timeline import render_all, render_png
 
     path = render_png(ran(), tmp_path / "out" / "t.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,7 +123,7 @@ def test_timeline_png(tmp_path: Path):
 
 
 def test_timeline_needs_a_run():
-    from stackha.drill.timeline import render_png
+    from stackha.lab.drill.timeline import render_png
 
     with pytest.raises(ValueError, match="not run"):
         render_png(ScenarioResult("x", "y", not_run="z"), Path("/nonexistent/x.png"))

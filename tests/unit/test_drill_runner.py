@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from stackha.drill.probes import Outcome, Prober
-from stackha.drill.result import SQL, WEB
-from stackha.drill.runner import DrillRunner
-from stackha.drill.scenarios import Context, DrillOptions, NotRun, Scenario
+from stackha.lab.drill.probes import Outcome, Prober
+from stackha.lab.drill.result import SQL, WEB
+from stackha.lab.drill.runner import DrillRunner
+from stackha.lab.drill.scenarios import Context, DrillOptions, NotRun, Scenario
 
 GREEN = {"current_version": 1, "split_brain": {}, "nodes": [
     {"node": "n1", "reporting": True, "applied_version": 1, "health": {"nginx": "ok"},

@@ -3,15 +3,16 @@ records it, and waiting for green only trusts fresh readings."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
-from stackha.drill.statuswatch import StatusReader, StatusWatch
-from stackha.spec import parse_spec
+from stackha.lab.drill.statuswatch import StatusReader, StatusWatch
+from stackha.model.spec import parse_spec
+from stackha.model.status import NodeStatus
 from stackha.store.base import StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +31,10 @@ class FakeStore:
                 raise StoreError("closed")
         return 1
 
-    def statuses(self) -> dict[str, bytes]:
-        return {"nginx1": json.dumps({"applied_version": 1, "vrrp": {"web": "MASTER"},
-                                      "health": {"nginx": "ok"}}).encode()}
+    def statuses(self) -> dict[str, NodeStatus]:
+        return {"nginx1": NodeStatus("nginx1", applied_version=1,
+                                     vrrp=MappingProxyType({"web": "MASTER"}),
+                                     health=MappingProxyType({"nginx": "ok"}))}
 
     def close(self) -> None:
         self.closed = True

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from stackha.keepalived.render import RenderOptions, render_keepalived
-from stackha.spec import parse_spec
+from stackha.model.spec import parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
 EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()

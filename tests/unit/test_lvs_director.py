@@ -12,7 +12,7 @@ from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
 from stackha.lvs.health import Verdict
 from stackha.lvs.nftrender import Backend
 from stackha.lvs.status import nft_view, parse_live_table, parse_proc_ip_vs, render_table
-from stackha.spec import LvsService, parse_spec
+from stackha.model.spec import LvsService, parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
 MACS = {"10.0.0.31": "02:00:00:00:00:31", "10.0.0.32": "02:00:00:00:00:32"}

@@ -18,7 +18,7 @@ from stackha.lvs.nftrender import (
     service_seed,
     slot_owners,
 )
-from stackha.spec import LvsService, parse_spec
+from stackha.model.spec import LvsService, parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
 BACKENDS = (Backend("mycat1", "10.0.0.31"), Backend("mycat2", "10.0.0.32"),

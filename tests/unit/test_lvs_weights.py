@@ -22,8 +22,8 @@ from stackha.lvs.nftrender import (
 )
 from stackha.lvs.node import LvsSettings, director_plan
 from stackha.lvs.status import LiveRule, nft_view, render_table
-from stackha.problems import errors, warnings
-from stackha.spec import LvsService, parse_spec
+from stackha.model.problems import errors, warnings
+from stackha.model.spec import LvsService, parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
 EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from stackha.model.problems import ERROR, WARNING, Problem, errors, warnings
 from stackha.mycat.validate import (
     MAX_EXPANDED_NAMES,
     DbInstance,
@@ -15,7 +16,6 @@ from stackha.mycat.validate import (
     validate_mycat,
     validate_mycat_dir,
 )
-from stackha.problems import ERROR, WARNING, Problem, errors, warnings
 from tests.conftest import EXAMPLE_CONFIGS
 
 EXAMPLE_DIR = EXAMPLE_CONFIGS / "mycat"

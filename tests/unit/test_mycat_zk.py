@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 from stackha.agent.mycatrole import password_from_server_xml
-from stackha.agent.render import node_files
-from stackha.bundle import Bundle
+from stackha.agent.nodefiles import node_files
+from stackha.model.bundle import Bundle
+from stackha.model.problems import errors
+from stackha.model.spec import parse_spec
 from stackha.mycat.myid import render_myid, zk_url
 from stackha.mycat.validate import validate_mycat
 from stackha.mycat.zklayout import build_layout, to_json
-from stackha.problems import errors
-from stackha.spec import parse_spec
 from stackha.store.mycatzk import layout_acls, layout_write_for, target_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,10 +6,10 @@ from types import MappingProxyType
 
 import pytest
 
-from stackha.agent.status import NodeStatus, parse_status
-from stackha.bundle import Bundle, ConfigVersion, parse_version, serialise_version
-from stackha.rollout import choose_canaries, gate
-from stackha.spec import parse_spec
+from stackha.model.bundle import Bundle, ConfigVersion, parse_version, serialise_version
+from stackha.model.rollout import choose_canaries, gate
+from stackha.model.spec import parse_spec
+from stackha.model.status import NodeStatus, parse_status
 from tests.conftest import EXAMPLE_CONFIGS
 
 SPEC, _ = parse_spec((EXAMPLE_CONFIGS / "stackha.yaml").read_text(), "stackha.yaml")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stackha.problems import errors, warnings
-from stackha.spec import DEFAULT_ADVERT_INT_V3, HealthCheck, parse_spec
+from stackha.model.problems import errors, warnings
+from stackha.model.spec import DEFAULT_ADVERT_INT_V3, HealthCheck, parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
 EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()
@@ -129,3 +129,13 @@ def test_cross_section_errors_come_with_field_errors_in_one_run():
         assert any(expected in line for line in found), (expected, found)
     duplicate = next(line for line in found if "already used" in line)
     assert f"line {EXAMPLE.splitlines().index('    virtual_router_id: 52') + 1}:" in duplicate
+
+
+def test_empty_vips_is_an_error_even_after_other_problems():
+    """Found in review: `vips: []` passed once any earlier problem (even a warning) existed."""
+    text = EXAMPLE.replace("virtual_router_id: 51", "virtual_router_id: fifty", 1)
+    text = text.replace("vips: [10.77.0.200/24]", "vips: []", 1)
+    _, problems = parse_spec(text, "stackha.yaml")
+    lines = [str(p) for p in errors(problems)]
+    assert any("virtual_router_id: must be integer" in line for line in lines), lines
+    assert any("vrrp_groups[1].vips: at least one VIP is needed" in line for line in lines), lines

@@ -1,0 +1,168 @@
+"""``stackha validate``, ``push-config`` and ``config history|show|diff|rollback``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from stackha.cli.options import add_all_at_once, add_common, read_spec
+from stackha.cli.output import EXIT_INVALID, EXIT_OK, CommandError, emit, report, write
+from stackha.coordinator.configset import load_configs
+from stackha.coordinator.publish import (
+    ConfigRejected,
+    Coordinator,
+    bundle_diff,
+    mask_secrets,
+    publish_configs,
+)
+from stackha.model.problems import errors, warnings
+from stackha.store.connect import open_store
+from stackha.store.mycatzk import layout_write_for
+
+
+def published_line(number: int | None, tail: str, canaries: Mapping[str, str]) -> str:
+    staged = ", ".join(f"{node} ({role})" for role, node in sorted(canaries.items()))
+    return (f"published version {number} {tail}"
+            + (f"; canary first: {staged}" if staged else ""))
+
+
+def _coordinator(args: argparse.Namespace, staged: bool = True) -> Coordinator:
+    return Coordinator(open_store(read_spec(args.configs), args.zk, "coordinator"), staged)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    configset, problems = load_configs(args.configs)
+    report(problems)
+    if configset is None:
+        raise CommandError(f"{args.configs}: {len(errors(problems))} error(s), nothing published",
+                           EXIT_INVALID)
+    files = {path: f.content for path, f in configset.bundle.files.items()}
+    _, layout_problems = layout_write_for(configset.spec, files)
+    layout_problems = [replace(p, file=f"{args.configs}/{p.file}") for p in layout_problems]
+    report(layout_problems)
+    emit(f"{args.configs}: valid ({len(configset.bundle.files)} files, "
+         f"{len(warnings(problems + layout_problems))} warning(s))")
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    try:
+        result = publish_configs(args.configs, args.zk, args.message or "",
+                                 dry_run=args.dry_run, staged=not args.all_at_once,
+                                 on_problems=report)
+    except ConfigRejected as exc:
+        report(exc.problems)
+        raise CommandError(str(exc), EXIT_INVALID) from exc
+    if result.diff:
+        write(result.diff)
+    if result.outcome == "unchanged":
+        emit(f"unchanged: version {result.number} already holds this configuration")
+    elif result.outcome == "dry-run":
+        emit(f"dry run: would publish a new version after {result.previous or 'none'}")
+    else:
+        emit(published_line(result.number, f"(previous {result.previous or 'none'})",
+                            result.canaries))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    coordinator = _coordinator(args)
+    try:
+        current = coordinator.store.current_number()
+        entries = coordinator.history()
+    finally:
+        coordinator.store.close()
+    for entry in entries:
+        if isinstance(entry, list):
+            emit(f"  unreadable: {'; '.join(str(p) for p in entry)}")
+            continue
+        mark = "*" if entry.number == current else " "
+        emit(f"{mark} {entry.number:>5}  {entry.created}  {entry.author}  "
+             f"{entry.digest[:12]}  {entry.message}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    coordinator = _coordinator(args)
+    try:
+        number = args.version or coordinator.store.current_number()
+        if not number:
+            raise CommandError("no version has been published yet")
+        version = coordinator.version(number)
+    finally:
+        coordinator.store.close()
+    if args.file:
+        if args.file not in version.bundle.files:
+            raise CommandError(f"version {number} has no file '{args.file}'")
+        text = version.bundle.files[args.file].content.decode("utf-8", errors="replace")
+        write(text if args.show_secrets else mask_secrets(text))
+        return EXIT_OK
+    emit(f"version {version.number}  created {version.created}  by {version.author}")
+    emit(f"message: {version.message}")
+    emit(f"digest:  {version.digest}")
+    for path, file in sorted(version.bundle.files.items()):
+        emit(f"  {file.sha256[:16]}  {file.mode:04o}  {len(file.content):>7}  {path}")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    coordinator = _coordinator(args)
+    try:
+        old, new = coordinator.version(args.a), coordinator.version(args.b)
+    finally:
+        coordinator.store.close()
+    write(bundle_diff(old.bundle, new.bundle, f"v{args.a}", f"v{args.b}", args.show_secrets))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    coordinator = _coordinator(args, staged=not args.all_at_once)
+    try:
+        result = coordinator.rollback(args.version)
+    finally:
+        coordinator.store.close()
+    if result.outcome == "unchanged":
+        emit(f"unchanged: current version {result.number} already equals version "
+             f"{args.version}")
+    else:
+        emit(published_line(result.number, f"equal to version {args.version}",
+                            result.canaries))
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("validate", help="validate configs/ without publishing")
+    add_common(p, zk=False)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("push-config", help="validate configs/ and publish a new version")
+    add_common(p)
+    p.add_argument("--dry-run", action="store_true", help="show the diff, publish nothing")
+    p.add_argument("-m", "--message", default="", help="what this change is for")
+    add_all_at_once(p)
+    p.set_defaults(func=cmd_push)
+
+    config = sub.add_parser("config", help="published versions").add_subparsers(
+        dest="config_command", required=True)
+    p = config.add_parser("history", help="every version, oldest first; * marks current")
+    add_common(p)
+    p.set_defaults(func=cmd_history)
+    p = config.add_parser("show", help="a version's files, or one file")
+    add_common(p)
+    p.add_argument("version", type=int, nargs="?")
+    p.add_argument("file", nargs="?")
+    p.add_argument("--show-secrets", action="store_true", help="do not mask passwords")
+    p.set_defaults(func=cmd_show)
+    p = config.add_parser("diff", help="unified diff between two versions")
+    add_common(p)
+    p.add_argument("a", type=int)
+    p.add_argument("b", type=int)
+    p.add_argument("--show-secrets", action="store_true")
+    p.set_defaults(func=cmd_diff)
+    p = config.add_parser("rollback", help="publish a new version equal to an old one")
+    add_common(p)
+    p.add_argument("version", type=int)
+    add_all_at_once(p)
+    p.set_defaults(func=cmd_rollback)

@@ -1,0 +1,37 @@
+"""Options and inputs many commands share: ``--configs``, ``--zk`` and the stack spec."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stackha.cli.output import EXIT_INVALID, CommandError, report
+from stackha.model.bundle import SPEC_FILE
+from stackha.model.problems import errors
+from stackha.model.spec import StackSpec, parse_spec
+
+
+def add_common(parser: argparse.ArgumentParser, zk: bool = True) -> None:
+    parser.add_argument("--configs", type=Path, default=Path("configs"),
+                        help="directory with stackha.yaml, nginx/ and mycat/ (default configs/)")
+    if zk:
+        parser.add_argument("--zk", metavar="HOSTS",
+                            help="ZooKeeper hosts, overriding the spec (also $STACKHA_ZK)")
+
+
+def add_all_at_once(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all-at-once", action="store_true",
+                        help="no canary: every node applies the version at once")
+
+
+def read_spec(configs: Path) -> StackSpec:
+    path = configs / SPEC_FILE
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read: {exc.strerror}", EXIT_INVALID) from exc
+    spec, problems = parse_spec(text, str(path))
+    report(errors(problems))
+    if spec is None:
+        raise CommandError(f"{path}: {len(errors(problems))} error(s)", EXIT_INVALID)
+    return spec

@@ -1,0 +1,211 @@
+"""The coordinator: publish validated configuration as versions, read history, roll back.
+
+Every publication (``push-config``, ``config rollback``, ``stackha up``) goes through
+``Coordinator.push``: canaries chosen once, one guarded transaction, retried on a race.
+``publish_configs`` is the whole of ``push-config``: validate ``configs/``, then push.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import logging
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stackha.model.bundle import SPEC_FILE, Bundle, ConfigVersion, serialise_version
+from stackha.model.problems import Problem, errors
+from stackha.model.rollout import choose_canaries
+from stackha.model.spec import StackSpec, parse_spec
+from stackha.store.base import ConcurrentChange, ConfigStore, StoreError, VersionUnreadable
+from stackha.store.mycatzk import MycatLayoutWrite, layout_write_for
+
+log = logging.getLogger(__name__)
+
+PUSH_ATTEMPTS = 5
+MASK = "******"
+_XML_PASSWORD_PROPERTY = re.compile(r'(<property\s+name="password"\s*>)([^<]*)(</property>)')
+_XML_PASSWORD_ATTRIBUTE = re.compile(r'(\bpassword\s*=\s*")([^"]*)(")')
+_KEY_VALUE_PASSWORD = re.compile(
+    r"(?im)^(\s*[\w.-]*(?:password|passwd|secret)[\w.-]*\s*[=:]\s*)(\S.*)$")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in MyCat XML, property files and YAML before anything is shown."""
+    text = _XML_PASSWORD_PROPERTY.sub(rf"\g<1>{MASK}\g<3>", text)
+    text = _XML_PASSWORD_ATTRIBUTE.sub(rf"\g<1>{MASK}\g<3>", text)
+    return _KEY_VALUE_PASSWORD.sub(rf"\g<1>{MASK}", text)
+
+
+def default_author() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bundle_diff(old: Bundle | None, new: Bundle, old_label: str, new_label: str,
+                show_secrets: bool = False) -> str:
+    """A unified diff of two bundles, passwords masked unless asked."""
+    old_files = dict(old.files) if old else {}
+    chunks: list[str] = []
+    for path in sorted(set(old_files) | set(new.files)):
+        before = old_files[path].content if path in old_files else b""
+        after = new.files[path].content if path in new.files else b""
+        if before == after:
+            continue
+        texts = [b.decode("utf-8", errors="replace") for b in (before, after)]
+        if not show_secrets:
+            texts = [mask_secrets(t) for t in texts]
+        chunks.extend(difflib.unified_diff(
+            texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+            fromfile=f"{old_label}/{path}" if path in old_files else "/dev/null",
+            tofile=f"{new_label}/{path}" if path in new.files else "/dev/null"))
+    return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: str  # "published", "unchanged" or "dry-run"
+    number: int | None
+    previous: int | None
+    diff: str
+    canaries: Mapping[str, str] = field(default_factory=dict)
+
+
+def _spec_in(bundle: Bundle) -> StackSpec | None:
+    if SPEC_FILE not in bundle.files:
+        return None
+    spec, _ = parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)
+    return spec
+
+
+def _mycat_layout_of(bundle: Bundle, spec: StackSpec | None) -> MycatLayoutWrite | None:
+    """MyCat's ZooKeeper layout as an older version had it (rollback restores it too)."""
+    if spec is None:
+        return None
+    write, _ = layout_write_for(spec, {p: f.content for p, f in bundle.files.items()})
+    return write
+
+
+class Coordinator:
+    def __init__(self, store: ConfigStore, staged: bool = True):
+        self.store = store
+        # Staged: each version names canaries (stackha.model.rollout); otherwise all nodes at once.
+        self.staged = staged
+
+    def canaries_for(self, spec: StackSpec | None) -> dict[str, str]:
+        if not self.staged or spec is None:
+            return {}
+        try:
+            statuses = self.store.statuses()
+        except StoreError as exc:  # without canaries every node applies at once: still valid
+            log.warning("event=canary_choice_failed reason=%r", str(exc))
+            return {}
+        return choose_canaries(spec, statuses)
+
+    def version(self, number: int) -> ConfigVersion:
+        version = self.store.read_version(number)
+        if version is None:
+            raise StoreError(f"version {number} does not exist")
+        return version
+
+    def current(self) -> ConfigVersion | None:
+        number = self.store.current_number()
+        return self.version(number) if number else None
+
+    def push(self, bundle: Bundle, message: str, author: str | None = None,
+             dry_run: bool = False, mycat: MycatLayoutWrite | None = None,
+             spec: StackSpec | None = None) -> PushResult:
+        """Publish ``bundle``; ``mycat`` (MyCat's own ZooKeeper layout) goes in the same
+        transaction. ``spec``: the bundle's, when the caller has parsed it already."""
+        author = author or default_author()
+        canaries = {} if dry_run else self.canaries_for(spec or _spec_in(bundle))
+
+        def document(number: int) -> bytes:
+            return serialise_version(ConfigVersion(number, bundle, now_utc(), author, message,
+                                                   canaries))
+
+        for _attempt in range(PUSH_ATTEMPTS):
+            current = self.current()
+            previous = current.number if current else None
+            if current is not None and current.digest == bundle.digest:
+                return PushResult("unchanged", previous, previous, "")
+            diff = bundle_diff(current.bundle if current else None, bundle,
+                               f"v{previous}" if previous else "empty", "new")
+            if dry_run:
+                return PushResult("dry-run", None, previous, diff)
+            try:
+                number = (self.store.publish(document, previous, mycat) if mycat is not None
+                          else self.store.publish(document, previous))
+            except ConcurrentChange as exc:
+                log.info("event=push_retry reason=%s", str(exc).replace(" ", "_"))
+                continue
+            return PushResult("published", number, previous, diff, canaries)
+        raise ConcurrentChange(f"gave up after {PUSH_ATTEMPTS} attempts: other coordinators "
+                               "keep publishing")
+
+    def history(self) -> list[ConfigVersion | list[Problem]]:
+        entries: list[ConfigVersion | list[Problem]] = []
+        for number in self.store.version_numbers():
+            try:
+                entries.append(self.version(number))
+            except VersionUnreadable as exc:
+                entries.append(exc.problems)
+        return entries
+
+    def rollback(self, number: int, author: str | None = None) -> PushResult:
+        old = self.version(number)
+        spec = _spec_in(old.bundle)
+        return self.push(old.bundle, f"rollback to version {number}", author,
+                         mycat=_mycat_layout_of(old.bundle, spec), spec=spec)
+
+
+class ConfigRejected(Exception):
+    """``configs/`` did not validate: nothing was published. ``problems`` says why."""
+
+    def __init__(self, reason: str, problems: list[Problem]):
+        super().__init__(reason)
+        self.problems = problems
+
+
+def publish_configs(configs: Path, zk_override: str | None, message: str, *,
+                    dry_run: bool = False, staged: bool = True,
+                    on_problems: Callable[[list[Problem]], None] | None = None) -> PushResult:
+    """Validate ``configs`` and publish it: what ``push-config`` and ``stackha up`` run.
+
+    ``on_problems`` is told the warnings (and errors) as soon as they are known; invalid
+    configuration raises ConfigRejected before the store is opened.
+    """
+    from stackha.coordinator.configset import load_configs
+    from stackha.store.connect import agent_identity, open_store
+
+    configset, problems = load_configs(configs)
+    if configset is None:
+        raise ConfigRejected(f"{configs}: {len(errors(problems))} error(s), nothing published",
+                             problems)
+    files = {path: f.content for path, f in configset.bundle.files.items()}
+    mycat, layout_problems = layout_write_for(configset.spec, files)
+    layout_problems = [replace(p, file=f"{configs}/{p.file}") for p in layout_problems]
+    if errors(layout_problems):
+        raise ConfigRejected(f"{configs}: MyCat's ZooKeeper layout cannot be built, nothing "
+                             "published", problems + layout_problems)
+    if on_problems is not None:
+        on_problems(problems + layout_problems)
+    store = open_store(configset.spec, zk_override, "coordinator")
+    try:
+        if not dry_run:
+            store.ensure_layout(agent_identity(configset.spec))
+        return Coordinator(store, staged=staged).push(
+            configset.bundle, message, dry_run=dry_run, mycat=mycat, spec=configset.spec)
+    finally:
+        store.close()

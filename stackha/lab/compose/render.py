@@ -1,0 +1,287 @@
+"""Pure: the compose project of the lab, rendered from the stack spec.
+
+Every node of the spec becomes a service with the node's address on one private bridge network
+(the nodes' subnet), the ZooKeeper ensemble comes from ``zookeeper.hosts`` and the MariaDB
+backend from MyCat's dataHost. Each container gets only what its roles need:
+
+- VRRP members (keepalived): NET_ADMIN (the VIP, the routes) and NET_RAW (VRRP is IP protocol
+  112 on a raw socket, gratuitous ARP on a packet socket);
+- directors: NET_ADMIN for the nftables netdev forwarding;
+- LVS realservers: NET_ADMIN for the VIP on ``lo``, and the ARP sysctls (``/proc/sys`` is
+  read-only in a container, so compose sets them: arp_ignore=1, arp_announce=2 on ``all`` and
+  the node's interface);
+- ZooKeeper and MariaDB: nothing.
+
+Images are built by build-only services (profile ``build``) so `stackha up` can build them in
+order (base, node, then the rest); the running services never pull (there is no registry).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from stackha.lab.compose.backend import Backend, LabError
+from stackha.model.spec import Node, StackSpec
+
+CONFIGS_IN_CONTAINER = "/etc/stackha/configs"
+NGINX_DIR = "/srv/nginx"
+MYCAT_DIR = "/srv/mycat/conf"
+KEEPALIVED_DIR = "/etc/keepalived"
+STATE_DIR = "/var/lib/stackha"
+STACKHA = "/opt/stackha/bin/stackha"
+BUILD_PROFILE = "build"
+NETWORK = "lab"
+IMAGE_DIGEST_LABEL = "stackha.digest"
+STANDIN_SUFFIX = "-standin"
+MYCAT_PASSWORD_IN_CONTAINER = "/run/stackha/mycat-check.password"
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    """What the spec does not say about the lab."""
+
+    project: str = "stackha"
+    # Paths as the compose file sees them (relative to its directory).
+    configs_mount: str = "../configs"
+    agent_env_file: str = ".stackha/agent.env"
+    mycat_password_file: str = ".stackha/mycat-check.password"
+    # False: no MyCat release was given, the realservers run mycat-standin.
+    mycat_release: bool = False
+    bridge_name: str = "stackha0"
+    zookeeper_heap: str = "256m"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image the lab builds: its build-only service, tag and build context."""
+
+    service: str
+    tag: str
+    context: str
+
+
+def images(options: LabOptions) -> tuple[Image, ...]:
+    """In build order: each image may start FROM one listed before it."""
+    mycat = "mycat" if options.mycat_release else "mycat-standin"
+    return (
+        Image("image-base", f"{options.project}/base:latest", "base"),
+        Image("image-node", f"{options.project}/node:latest", "node"),
+        Image("image-mycat", f"{options.project}/{mycat}:latest", "mycat"),
+        Image("image-zookeeper", f"{options.project}/zookeeper:latest", "zookeeper"),
+        Image("image-mariadb", f"{options.project}/mariadb:latest", "mariadb"),
+    )
+
+
+def _image(options: LabOptions, service: str) -> str:
+    return next(i.tag for i in images(options) if i.service == service)
+
+
+def zookeeper_members(spec: StackSpec) -> list[tuple[int, ipaddress.IPv4Address, int]]:
+    """(myid, address, client port) of each ``zookeeper.hosts`` entry, myid from 1."""
+    members = []
+    for index, entry in enumerate(spec.zookeeper.hosts.split(","), start=1):
+        host, _, port = entry.strip().rpartition(":")
+        try:
+            members.append((index, ipaddress.IPv4Address(host), int(port)))
+        except ValueError as exc:
+            raise LabError(f"zookeeper.hosts: {entry.strip()!r}: the lab needs IPv4:PORT "
+                           "entries") from exc
+    return members
+
+
+def lab_network(spec: StackSpec) -> ipaddress.IPv4Network:
+    networks = {n.network for n in spec.nodes}
+    if len(networks) != 1 or None in networks:
+        raise LabError("nodes: the lab puts every node on one network; the nodes' addresses "
+                       f"span {len(networks)} (give each the same prefix length)")
+    network = networks.pop()
+    assert network is not None
+    return network
+
+
+def service_name(node: Node, options: LabOptions) -> str:
+    """The node's name; MyCat nodes running the stand-in say so in the service name."""
+    if "mycat" in node.roles and not options.mycat_release:
+        return node.name + STANDIN_SUFFIX
+    return node.name
+
+
+def _realservers(spec: StackSpec) -> set[str]:
+    return {name for service in spec.lvs_services for name in service.realservers}
+
+
+def _agent_command(spec: StackSpec, node: Node) -> list[str]:
+    command = [STACKHA, "agent", "--node", node.name, "--configs", CONFIGS_IN_CONTAINER,
+               "--state-dir", STATE_DIR]
+    if "nginx" in node.roles:
+        command += ["--nginx-dir", NGINX_DIR,
+                    "--nginx-reload", "stackha-lab-service reload nginx"]
+    if "mycat" in node.roles:
+        # Reloads go through MyCat's manager port (reload @@config or @@config_all, with the
+        # password MyCat has loaded); the lab script only starts MyCat on the first version.
+        check = spec.health_check("mycat")
+        command += ["--mycat-dir", MYCAT_DIR,
+                    "--mycat-manager", f"127.0.0.1:{check.manager_port or 9066}",
+                    "--mycat-reload", "stackha-lab-service reload mycat"]
+        if check.user:
+            command.append("--mycat-health")
+    if spec.groups_of(node.name):
+        command += ["--keepalived-dir", KEEPALIVED_DIR, "--stackha-command", STACKHA]
+    if _is_director(spec, node) or node.name in _realservers(spec):
+        command.append("--lvs")
+    if _checks_mycat_login(spec, node):
+        command += ["--mycat-password-file", MYCAT_PASSWORD_IN_CONTAINER]
+    return command
+
+
+def _is_director(spec: StackSpec, node: Node) -> bool:
+    return "director" in node.roles and bool(spec.lvs_services)
+
+
+def _checks_mycat_login(spec: StackSpec, node: Node) -> bool:
+    """A director whose services check MyCat with a login needs that user's password."""
+    return (_is_director(spec, node) and spec.health_check("mycat").user is not None
+            and any(s.check == "mycat" for s in spec.lvs_services))
+
+
+def _capabilities(spec: StackSpec, node: Node) -> list[str]:
+    caps = set()
+    if spec.groups_of(node.name):
+        # SYS_NICE: keepalived's VRRP process runs realtime (vrrp_rt_priority); without it
+        # the 0.03 s adverts flap when the host is busy.
+        caps |= {"NET_ADMIN", "NET_RAW", "SYS_NICE"}
+    if _is_director(spec, node) or node.name in _realservers(spec):
+        caps.add("NET_ADMIN")
+    return sorted(caps)
+
+
+def _sysctls(spec: StackSpec, node: Node) -> dict[str, str]:
+    if node.name not in _realservers(spec):
+        return {}
+    return {f"net.ipv4.conf.{where}.{name}": value
+            for where in ("all", node.interface)
+            for name, value in (("arp_ignore", "1"), ("arp_announce", "2"))}
+
+
+def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str, Any]:
+    image = "image-mycat" if "mycat" in node.roles else "image-node"
+    services = [role for role in ("nginx", "mycat") if role in node.roles]
+    service: dict[str, Any] = {
+        "image": _image(options, image),
+        "pull_policy": "never",
+        "hostname": node.name,
+        "command": _agent_command(spec, node),
+        "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
+        "env_file": [options.agent_env_file],
+        "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro"],
+        "networks": {NETWORK: {"ipv4_address": str(node.address)}},
+        "labels": {"stackha.node": node.name, "stackha.roles": ",".join(node.roles)},
+        "stop_grace_period": "15s",
+    }
+    if _checks_mycat_login(spec, node):
+        service["volumes"].append(
+            f"{options.mycat_password_file}:{MYCAT_PASSWORD_IN_CONTAINER}:ro")
+    if "mycat" in node.roles:
+        service["labels"]["stackha.mycat"] = "release" if options.mycat_release else "standin"
+    if caps := _capabilities(spec, node):
+        service["cap_add"] = caps
+    if sysctls := _sysctls(spec, node):
+        service["sysctls"] = sysctls
+    return service
+
+
+def _zookeeper_services(spec: StackSpec, options: LabOptions) -> dict[str, dict[str, Any]]:
+    members = zookeeper_members(spec)
+    servers = " ".join(f"{myid}={address}" for myid, address, _ in members)
+    return {f"zk{myid}": {
+        "image": _image(options, "image-zookeeper"),
+        "pull_policy": "never",
+        "hostname": f"zk{myid}",
+        "environment": {"ZOO_MY_ID": str(myid), "ZOO_SERVERS": servers,
+                        "ZOO_HEAP": options.zookeeper_heap},
+        "networks": {NETWORK: {"ipv4_address": str(address)}},
+        "labels": {"stackha.service": "zookeeper"},
+    } for myid, address, _ in members}
+
+
+def _backend_service(backend: Backend, options: LabOptions) -> dict[str, Any]:
+    return {
+        "image": _image(options, "image-mariadb"),
+        "pull_policy": "never",
+        "hostname": "mysql",
+        "environment": {"BACKEND_USER": backend.user, "BACKEND_PASSWORD": backend.password,
+                        "BACKEND_DATABASES": " ".join(backend.databases)},
+        "networks": {NETWORK: {"ipv4_address": str(backend.address)}},
+        "labels": {"stackha.service": "mysql-backend"},
+    }
+
+
+def _check_addresses(spec: StackSpec, backend: Backend,
+                     network: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    gateway = next(network.hosts())
+    used: dict[ipaddress.IPv4Address, str] = {}
+    wanted = [(n.address, f"node {n.name}") for n in spec.nodes]
+    wanted += [(a, f"zookeeper member {i}") for i, a, _ in zookeeper_members(spec)]
+    wanted += [(backend.address, "the MySQL backend")]
+    wanted += [(v.ip, f"VIP of group {g.name}") for g in spec.vrrp_groups for v in g.vips]
+    for address, what in wanted:
+        if address not in network:
+            raise LabError(f"{what}: {address} is outside the lab network {network}")
+        if address == gateway:
+            raise LabError(f"{what}: {address} is the lab network's gateway (the host)")
+        if address in used and not what.startswith("VIP"):
+            raise LabError(f"{what}: {address} is also {used[address]}")
+        used.setdefault(address, what)
+    for node in spec.nodes:
+        if node.interface != "eth0":
+            raise LabError(f"node {node.name}: interface {node.interface}: a lab container "
+                           "has one interface, eth0")
+    if spec.zookeeper.hosts and any(p != 2181 for _, _, p in zookeeper_members(spec)):
+        raise LabError("zookeeper.hosts: the lab's ZooKeeper members listen on 2181")
+    return gateway
+
+
+def compose_document(spec: StackSpec, backend: Backend,
+                     options: LabOptions | None = None) -> dict[str, Any]:
+    options = options or LabOptions()
+    network = lab_network(spec)
+    gateway = _check_addresses(spec, backend, network)
+    services: dict[str, Any] = {
+        image.service: {"image": image.tag,
+                        "build": {"context": image.context,
+                                  "labels": {IMAGE_DIGEST_LABEL: "${STACKHA_IMAGE_DIGEST:-}"}},
+                        "profiles": [BUILD_PROFILE]}
+        for image in images(options)
+    }
+    services["image-mycat"]["build"]["args"] = {"MYCAT_TARBALL": "${MYCAT_TARBALL:-}"}
+    services.update(_zookeeper_services(spec, options))
+    services["mysql"] = _backend_service(backend, options)
+    for node in spec.nodes:
+        services[service_name(node, options)] = _node_service(spec, node, options)
+    return {
+        "name": options.project,
+        "services": services,
+        "networks": {NETWORK: {
+            "driver": "bridge",
+            "driver_opts": {"com.docker.network.bridge.name": options.bridge_name},
+            "ipam": {"config": [{"subnet": str(network), "gateway": str(gateway)}]},
+        }},
+    }
+
+
+HEADER = """\
+# The stackha lab: rendered by `stackha up` from {source}.
+# Edit the spec, not this file: `stackha up` writes it again. Images are built by the
+# build-only services (profile "build"); no service pulls from a registry.
+"""
+
+
+def render_compose(spec: StackSpec, backend: Backend, options: LabOptions | None = None,
+                   source: str = "configs/stackha.yaml") -> str:
+    document = compose_document(spec, backend, options)
+    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
+    return HEADER.format(source=source) + body

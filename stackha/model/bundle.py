@@ -1,0 +1,186 @@
+"""A configuration version: every file with its checksum, serialised for the store.
+
+What comes back from the store goes through ``parse_version``, which checks the format, the
+paths and every checksum, and returns problems instead of raising on malformed data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from stackha.model.problems import Problem
+
+FORMAT = 1
+SPEC_FILE = "stackha.yaml"
+# Files that carry passwords are written 0600 on the nodes.
+SECRET_FILES = frozenset({"mycat/server.xml", "mycat/schema.xml"})
+ROLE_PREFIXES = {"nginx": "nginx/", "mycat": "mycat/"}
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unsafe_path_reason(path: str) -> str | None:
+    """Why a bundle path could escape its target directory, or None if it cannot."""
+    if not path or path.startswith("/") or "\\" in path or "\0" in path:
+        return "path must be relative, without backslashes or NUL"
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "path must not contain empty, '.' or '..' components"
+    if posixpath.normpath(path) != path:
+        return "path is not normalised"
+    return None
+
+
+def file_mode(path: str) -> int:
+    return 0o600 if path in SECRET_FILES else 0o644
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    path: str
+    content: bytes
+    sha256: str
+    mode: int
+
+    @classmethod
+    def of(cls, path: str, content: bytes) -> BundleFile:
+        return cls(path, content, sha256_hex(content), file_mode(path))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The files of one configuration, keyed by their path relative to ``configs/``."""
+
+    files: Mapping[str, BundleFile] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_contents(cls, contents: Mapping[str, bytes]) -> Bundle:
+        return cls(MappingProxyType({p: BundleFile.of(p, contents[p]) for p in sorted(contents)}))
+
+    @property
+    def digest(self) -> str:
+        """Identifies the content: equal bundles have equal digests, whatever the metadata."""
+        lines = "".join(f"{f.sha256}  {p}\n" for p, f in sorted(self.files.items()))
+        return sha256_hex(lines.encode())
+
+    def for_role(self, role: str) -> dict[str, BundleFile]:
+        prefix = ROLE_PREFIXES.get(role)
+        if prefix is None:
+            return {}
+        return {p: f for p, f in self.files.items() if p.startswith(prefix)}
+
+    def text(self, path: str) -> str:
+        return self.files[path].content.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class ConfigVersion:
+    """One immutable, published version."""
+
+    number: int
+    bundle: Bundle
+    created: str
+    author: str
+    message: str
+    # Staged rollout (stackha.model.rollout): role -> the node that applies this version first.
+    canaries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def digest(self) -> str:
+        return self.bundle.digest
+
+
+def _encode_content(content: bytes) -> dict[str, str]:
+    try:
+        return {"encoding": "utf-8", "content": content.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "content": base64.b64encode(content).decode()}
+
+
+def serialise_version(version: ConfigVersion) -> bytes:
+    files = {
+        path: {"sha256": f.sha256, "mode": f"{f.mode:04o}", **_encode_content(f.content)}
+        for path, f in sorted(version.bundle.files.items())
+    }
+    document: dict[str, Any] = {
+        "format": FORMAT, "version": version.number, "created": version.created,
+        "author": version.author, "message": version.message, "digest": version.digest,
+        "files": files,
+    }
+    if version.canaries:
+        document["rollout"] = {"canaries": dict(version.canaries)}
+    return json.dumps(document, indent=1, sort_keys=True).encode()
+
+
+def _decode_file(path: str, raw: Any, where: str) -> tuple[BundleFile | None, str | None]:
+    if not isinstance(raw, dict):
+        return None, "file entry is not an object"
+    reason = unsafe_path_reason(path)
+    if reason:
+        return None, f"refused path '{path}': {reason}"
+    encoding, content = raw.get("encoding"), raw.get("content")
+    if not isinstance(content, str):
+        return None, f"'{path}' has no content"
+    try:
+        data = base64.b64decode(content, validate=True) if encoding == "base64" \
+            else content.encode("utf-8") if encoding == "utf-8" else None
+    except ValueError:
+        data = None
+    if data is None:
+        return None, f"'{path}' has an unreadable content encoding"
+    if sha256_hex(data) != raw.get("sha256"):
+        return None, f"'{path}' does not match its sha256 (tampered or corrupt)"
+    return BundleFile.of(path, data), None
+
+
+def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[Problem]]:
+    """Read a version from the store; any defect makes it unusable, reported not raised."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, [Problem(where, "", f"not a stackha version document: {exc}")]
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        return None, [Problem(where, "format", f"unsupported format (want {FORMAT})")]
+    problems: list[Problem] = []
+    files: dict[str, bytes] = {}
+    raw_files = document.get("files")
+    if not isinstance(raw_files, dict):
+        return None, [Problem(where, "files", "missing file list")]
+    for path, raw in raw_files.items():
+        decoded, reason = _decode_file(str(path), raw, where)
+        if reason:
+            problems.append(Problem(where, f"files.{path}", reason))
+        elif decoded is not None:
+            files[decoded.path] = decoded.content
+    number = document.get("version")
+    if not isinstance(number, int) or number < 1:
+        problems.append(Problem(where, "version", "missing or invalid version number"))
+    if problems:
+        return None, problems
+    bundle = Bundle.from_contents(files)
+    if document.get("digest") != bundle.digest:
+        return None, [Problem(where, "digest", "bundle digest does not match its files")]
+    return ConfigVersion(
+        number=number, bundle=bundle, created=str(document.get("created", "")),
+        author=str(document.get("author", "")), message=str(document.get("message", "")),
+        canaries=_canaries(document.get("rollout")),
+    ), []
+
+
+def _canaries(rollout: Any) -> Mapping[str, str]:
+    """The rollout's canaries; anything malformed means none (every node applies at once),
+    which is what a version from before staged rollouts means too."""
+    raw = rollout.get("canaries") if isinstance(rollout, dict) else None
+    if not isinstance(raw, dict):
+        return MappingProxyType({})
+    return MappingProxyType({role: node for role, node in raw.items()
+                             if isinstance(role, str) and isinstance(node, str) and node})

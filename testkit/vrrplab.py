@@ -1,0 +1,201 @@
+"""Two nginx nodes running real stackha agents (and so real keepalived) and a client, each in
+its own network namespace on one bridge, with ZooKeeper in the bridge's namespace.
+
+Shared by tests/integration/test_vrrp.py and the failover benchmark (bench/failover.py).
+Everything stays inside namespaces the lab creates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from testkit.netlab import (
+    ZOOKEEPER_SECTION,
+    Host,
+    NetLab,
+    http_get,
+    keepalived_pids,
+    kill_at_once,
+    run,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIGS = ROOT / "configs"
+VIP = "10.99.0.100"
+CHECK_WRAPPER = Path("/usr/local/libexec/stackha-test/stackha")
+
+# The group and the nginx check carry no timers: the lab runs stackha's defaults
+# (spec.py) unless a caller overrides them (the benchmark's classic-timer runs do).
+SPEC = """
+cluster: vrrp
+""" + ZOOKEEPER_SECTION + """nodes:
+  - {{name: nginx1, address: 10.99.0.11/24, interface: eth0, roles: [nginx]}}
+  - {{name: nginx2, address: 10.99.0.12/24, interface: eth0, roles: [nginx]}}
+vrrp_groups:
+  - name: web
+    virtual_router_id: 51
+    interface: eth0
+    vips: [{vip}/24]
+    members: {{nginx1: 150, nginx2: 100}}
+    preempt: {preempt}
+    checks: [nginx]
+{group_extra}health_checks:
+  nginx: {{url: "http://127.0.0.1/healthz"{check_extra}}}
+"""
+
+BOOTSTRAP = """
+user root;
+pid nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http { access_log off; server { listen 80; location / { return 200 "bootstrap\\n"; } } }
+"""
+
+
+def lab_spec(zk_hosts: str, preempt: bool = True, group: Mapping[str, object] | None = None,
+             check: Mapping[str, object] | None = None) -> str:
+    """The lab's stackha.yaml; ``group`` / ``check`` add or override keys of the web group
+    and of the nginx health check (values are written as JSON, which YAML reads)."""
+    group_extra = "".join(f"    {key}: {json.dumps(value)}\n"
+                          for key, value in (group or {}).items())
+    check_extra = "".join(f", {key}: {json.dumps(value)}" for key, value in (check or {}).items())
+    return SPEC.format(zk=zk_hosts, vip=VIP, preempt="true" if preempt else "false",
+                       group_extra=group_extra, check_extra=check_extra)
+
+
+def check_wrapper() -> str:
+    """keepalived refuses check scripts on a path a non-root user could write (a checkout
+    under /tmp, say), so the lab runs `stackha check` through a root-owned wrapper."""
+    CHECK_WRAPPER.parent.mkdir(parents=True, exist_ok=True)
+    CHECK_WRAPPER.write_text(f'#!/bin/sh\nexec {sys.executable} -m stackha "$@"\n')
+    CHECK_WRAPPER.chmod(0o755)
+    return str(CHECK_WRAPPER)
+
+
+class VrrpLab:
+    def __init__(self, root: Path, preempt: bool = True,
+                 group: Mapping[str, object] | None = None,
+                 check: Mapping[str, object] | None = None):
+        self.root = root
+        self.net = NetLab(root)
+        self.preempt = preempt
+        self.group = dict(group or {})
+        self.check = dict(check or {})
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+
+    def setup(self) -> None:
+        self.net.create()
+        self.n1 = self.net.add_host("nginx1", 11)
+        self.n2 = self.net.add_host("nginx2", 12)
+        self.client = self.net.add_host("client", 50)
+        zk = self.net.start_zookeeper()
+        configs = self.root / "configs"
+        shutil.copytree(EXAMPLE_CONFIGS / "nginx", configs / "nginx")
+        conf = configs / "nginx/nginx.conf"
+        conf.write_text("user root;\n" + conf.read_text())
+        (configs / "stackha.yaml").write_text(
+            lab_spec(zk.hosts, self.preempt, self.group, self.check))
+        self.configs = configs
+        self.net.stackha("push-config", "--configs", str(configs))
+        self.wrapper = check_wrapper()
+        for host in (self.n1, self.n2):
+            self.start_nginx(host)
+            self.start_agent(host)
+
+    @property
+    def nodes(self) -> tuple[Host, Host]:
+        return self.n1, self.n2
+
+    def node_dir(self, host: Host) -> Path:
+        return self.root / host.name
+
+    def nginx_cmd(self, host: Host, *extra: str) -> list[str]:
+        prefix = self.node_dir(host) / "nginx"
+        return ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), *extra]
+
+    def start_nginx(self, host: Host) -> None:
+        prefix = self.node_dir(host) / "nginx"
+        prefix.mkdir(parents=True, exist_ok=True)
+        (prefix / "logs").mkdir(exist_ok=True)
+        if not (prefix / "nginx.conf").exists():
+            (prefix / "nginx.conf").write_text(BOOTSTRAP)
+        # nginx daemonizes and keeps stderr open: a captured pipe would never reach EOF.
+        with open(self.node_dir(host) / "nginx.log", "ab") as log:
+            subprocess.run(["ip", "netns", "exec", host.ns, *self.nginx_cmd(host)],
+                           stdout=log, stderr=subprocess.STDOUT, check=True, timeout=30)
+
+    def stop_nginx(self, host: Host) -> None:
+        run("ip", "netns", "exec", host.ns, *self.nginx_cmd(host, "-s", "stop"))
+
+    def start_agent(self, host: Host) -> None:
+        base = self.node_dir(host)
+        command = [sys.executable, "-m", "stackha", "agent", "--node", host.name,
+                   "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
+                   "--state-dir", str(base / "state"), "--run-dir", str(base / "run"),
+                   "--nginx-dir", str(base / "nginx"),
+                   "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
+                   "--keepalived-dir", str(base / "keepalived"),
+                   "--stackha-command", self.wrapper, "--heartbeat", "0.5"]
+        self.agents[host.name] = self.net.spawn(host.ns, command, base / "agent.log")
+
+    def kill_agent(self, host: Host, sig: int = signal.SIGKILL) -> None:
+        process = self.agents.pop(host.name)
+        process.send_signal(sig)
+        process.wait(timeout=20)
+
+    def crash(self, host: Host) -> None:
+        """A node crash: agent and keepalived die at once, and the host drops off the LAN.
+
+        A SIGKILLed keepalived cannot remove its VIP; on a real crash the box is gone, so the
+        stale address must go off the network with it or the test would see a split brain that
+        no real failure produces. keepalived is frozen first so that neither it nor the agent
+        can react (withdraw the VIP, send a priority-0 advert, restart it) on the way down."""
+        pids = keepalived_pids(host)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        run("ip", "-n", host.ns, "link", "set", "eth0", "down")
+        self.kill_agent(host)
+        kill_at_once(pids)
+
+    def reboot(self, host: Host) -> None:
+        """Bring a crashed node back as a rebooted box would come: without the stale VIP,
+        link up, agent started (it starts keepalived from its last good files)."""
+        run("ip", "-n", host.ns, "addr", "del", f"{VIP}/24", "dev", "eth0", check=False)
+        run("ip", "-n", host.ns, "link", "set", "eth0", "up")
+        self.start_agent(host)
+
+    def holders(self) -> list[str]:
+        return [h.name for h in self.nodes if h.is_up() and VIP in h.addresses()]
+
+    def holder(self) -> str | None:
+        holders = self.holders()
+        assert len(holders) <= 1, f"VIP on several nodes: {holders}"
+        return holders[0] if holders else None
+
+    def client_reaches_vip(self) -> bool:
+        return http_get(self.client, f"http://{VIP}/healthz") == "ok\n"
+
+    def log(self, host: Host) -> str:
+        return (self.node_dir(host) / "agent.log").read_text()
+
+    def keepalived_log(self, host: Host) -> str:
+        path = self.node_dir(host) / "run" / "keepalived.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def teardown(self) -> None:
+        for process in self.agents.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.agents.values():
+            try:
+                process.wait(timeout=10)
+            except Exception:
+                process.kill()
+        self.net.destroy()
