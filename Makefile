@@ -20,7 +20,7 @@ integration: deps
 	$(PYTEST) -q -rs tests/integration
 
 lint: deps
-	.venv/bin/ruff check stackha tests bench
+	.venv/bin/ruff check stackha tests bench testkit
 
 bench: deps
 	$(PYTHON) -m bench
