@@ -28,26 +28,12 @@ from kazoo.protocol.states import ZnodeStat
 
 from stackha.model.status import parse_status
 from stackha.store.zookeeper import Identity, ZooKeeperStore
+from testkit import BOOTSTRAP_CONF
 from testkit.localzk import LocalZooKeeper, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_NGINX = ROOT / "configs" / "nginx"
 CHROOT = "/stackha-bench"
-
-# What nginx serves before the agent's first version: it must be running for `nginx -s reload`.
-BOOTSTRAP_CONF = """
-pid nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ return 200 "bootstrap\\n"; }}
-    }}
-}}
-"""
-
 
 def log(message: str) -> None:
     print(f"   {message}", file=sys.stderr, flush=True)

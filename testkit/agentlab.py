@@ -15,21 +15,8 @@ from pathlib import Path
 
 from stackha.model.spec import parse_spec
 from stackha.store.zookeeper import Identity, ZooKeeperStore
+from testkit import BOOTSTRAP_CONF, COORDINATOR
 from testkit.localzk import free_port
-from tests.conftest import COORDINATOR
-
-BOOTSTRAP_CONF = """
-pid nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ return 200 "bootstrap\\n"; }}
-    }}
-}}
-"""
 
 
 def adapt_configs_for_loopback(configs: Path, port: int) -> None:

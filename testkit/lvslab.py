@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from stackha.lvs.status import parse_live_table
+from testkit import EXAMPLE_CONFIGS
 from testkit.netlab import (
     ZOOKEEPER_SECTION,
     Host,
@@ -26,7 +27,6 @@ from testkit.netlab import (
     run,
     wait_until,
 )
-from tests.conftest import EXAMPLE_CONFIGS
 
 VIP = "10.99.0.200"
 PORT = 8066

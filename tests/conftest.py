@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit import AGENT, COORDINATOR, EXAMPLE_CONFIGS, ROOT
 from testkit.localzk import LocalZooKeeper
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_CONFIGS = ROOT / "configs"
-COORDINATOR = "coordinator:coordinator-secret"
-AGENT = "agent:agent-secret"
+__all__ = ["AGENT", "COORDINATOR", "EXAMPLE_CONFIGS", "ROOT"]
 
 
 @pytest.fixture(scope="session")

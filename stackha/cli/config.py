@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from stackha.cli.options import add_all_at_once, add_common, read_spec
@@ -15,11 +14,11 @@ from stackha.coordinator.publish import (
     Coordinator,
     bundle_diff,
     mask_secrets,
+    mycat_layout,
     publish_configs,
 )
 from stackha.model.problems import errors, warnings
 from stackha.store.connect import open_store
-from stackha.store.mycatzk import layout_write_for
 
 
 def published_line(number: int | None, tail: str, canaries: Mapping[str, str]) -> str:
@@ -38,9 +37,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if configset is None:
         raise CommandError(f"{args.configs}: {len(errors(problems))} error(s), nothing published",
                            EXIT_INVALID)
-    files = {path: f.content for path, f in configset.bundle.files.items()}
-    _, layout_problems = layout_write_for(configset.spec, files)
-    layout_problems = [replace(p, file=f"{args.configs}/{p.file}") for p in layout_problems]
+    _, layout_problems = mycat_layout(configset, args.configs)
     report(layout_problems)
     emit(f"{args.configs}: valid ({len(configset.bundle.files)} files, "
          f"{len(warnings(problems + layout_problems))} warning(s))")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stackha.coordinator.configset import ConfigSet, load_configs
 from stackha.model.bundle import SPEC_FILE, Bundle, ConfigVersion, serialise_version
 from stackha.model.problems import Problem, errors
 from stackha.model.rollout import choose_canaries
@@ -170,6 +171,14 @@ class Coordinator:
                          mycat=_mycat_layout_of(old.bundle, spec), spec=spec)
 
 
+def mycat_layout(configset: ConfigSet, configs: Path
+                 ) -> tuple[MycatLayoutWrite | None, list[Problem]]:
+    """MyCat's own ZooKeeper layout when the spec enables it, with what it cannot carry."""
+    files = {path: f.content for path, f in configset.bundle.files.items()}
+    write, problems = layout_write_for(configset.spec, files)
+    return write, [replace(p, file=f"{configs}/{p.file}") for p in problems]
+
+
 class ConfigRejected(Exception):
     """``configs/`` did not validate: nothing was published. ``problems`` says why."""
 
@@ -186,16 +195,13 @@ def publish_configs(configs: Path, zk_override: str | None, message: str, *,
     ``on_problems`` is told the warnings (and errors) as soon as they are known; invalid
     configuration raises ConfigRejected before the store is opened.
     """
-    from stackha.coordinator.configset import load_configs
     from stackha.store.connect import agent_identity, open_store
 
     configset, problems = load_configs(configs)
     if configset is None:
         raise ConfigRejected(f"{configs}: {len(errors(problems))} error(s), nothing published",
                              problems)
-    files = {path: f.content for path, f in configset.bundle.files.items()}
-    mycat, layout_problems = layout_write_for(configset.spec, files)
-    layout_problems = [replace(p, file=f"{configs}/{p.file}") for p in layout_problems]
+    mycat, layout_problems = mycat_layout(configset, configs)
     if errors(layout_problems):
         raise ConfigRejected(f"{configs}: MyCat's ZooKeeper layout cannot be built, nothing "
                              "published", problems + layout_problems)

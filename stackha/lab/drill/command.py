@@ -7,11 +7,10 @@ import logging
 import os
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from stackha.lab.compose.backend import LabError
-from stackha.lab.compose.commands import DEFAULT_COMPOSE_DIR, PRIVATE_DIR
+from stackha.lab.compose.commands import PRIVATE_DIR
 from stackha.lab.compose.engine import docker_client
 from stackha.lab.compose.secrets import load_lab_credentials
 from stackha.lab.drill.lab import DrillLab, LabProblem
@@ -21,31 +20,6 @@ from stackha.lab.drill.scenarios import SCENARIOS, DrillOptions, by_name
 from stackha.lab.drill.statuswatch import StatusReader
 
 log = logging.getLogger(__name__)
-
-
-def add_parser(sub: Any, common: Any, run: Any) -> None:
-    names = ", ".join(s.name for s in SCENARIOS)
-    p = sub.add_parser("drill", help="run faults against the running lab while clients use "
-                                     "both VIPs, and print what each cost",
-                       description=f"Scenarios: {names}.")
-    common(p)
-    p.add_argument("--scenario", action="append", metavar="NAME",
-                   help="run this scenario (repeatable; default: all, in the listed order)")
-    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--json", action="store_true", help="the results as JSON on stdout")
-    p.add_argument("--png-dir", type=Path, help="write drill-<scenario>.png timelines here")
-    p.add_argument("--zk-outage", type=float, default=60.0, metavar="SECONDS",
-                   help="how long zk-outage keeps ZooKeeper stopped (default 60)")
-    p.add_argument("--probe-timeout", type=float, default=1.0, metavar="SECONDS",
-                   help="a probe slower than this counts as failed (default 1)")
-    p.add_argument("--max-hold", type=float, default=30.0, metavar="SECONDS",
-                   help="longest a fault is held waiting for the data plane (default 30)")
-    p.add_argument("--green-timeout", type=float, default=180.0, metavar="SECONDS",
-                   help="how long to wait for status to be green after a heal (default 180)")
-    p.add_argument("--compose-dir", type=Path, default=DEFAULT_COMPOSE_DIR,
-                   help="the compose project's directory (default: compose/ of stackha)")
-    p.add_argument("--project", default="stackha", help="compose project name")
-    p.set_defaults(func=run)
 
 
 def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[Exception]
