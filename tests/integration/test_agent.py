@@ -387,3 +387,23 @@ def test_push_config_names_a_canary_that_holds_no_vip(node, configs, zookeeper, 
         assert "; canary first:" not in capsys.readouterr().out
     finally:
         peer.close()
+
+
+def test_the_health_check_asks_what_the_applied_version_says(node, configs, zookeeper):
+    """Found in review: the agent froze health_checks.nginx.url from the spec it was started
+    with, while keepalived's check followed the published version. A version whose own
+    health URL fails must be rolled back, whatever the agent's local spec says."""
+    _set_page(configs, "good\n")
+    _push(configs)
+    node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
+    spec = configs / "stackha.yaml"
+    spec.write_text(spec.read_text().replace(f"127.0.0.1:{node.port}/healthz",
+                                             f"127.0.0.1:{node.port}/no-such-page"))
+    _set_page(configs, "its own health URL fails\n")
+    _push(configs)
+    status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                      and s["last_error"] and s, what="version 2 refused")
+    assert "version 2" in status["last_error"] and "health" in status["last_error"]
+    assert status["applied_version"] == 1
+    assert fetch(node.url) == "good\n"

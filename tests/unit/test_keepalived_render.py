@@ -46,3 +46,42 @@ def test_script_timeout_leaves_room_for_a_slow_start(timeout, rendered):
     assert re.search(r"^    timeout (\d+)$", block, re.MULTILINE).group(1) == str(rendered)
     assert f"--timeout {timeout:g}" in block
 
+
+
+def test_render_prints_exactly_what_the_agent_writes(tmp_path, capsys):
+    """Found in review: `stackha render keepalived` built its own render options (another
+    FIFO path, another check command) and printed something the agent never writes."""
+    from stackha.agent.vrrp import keepalived_conf
+    from stackha.cli.agent import vrrp_settings
+    from stackha.cli.main import build_parser, main
+
+    shared = ["--configs", str(EXAMPLE_CONFIGS), "--state-dir", str(tmp_path),
+              "--stackha-command", "/opt/stackha/bin/stackha", "--vrrp-interface", "eth9"]
+    assert main(["render", "keepalived", "--node", "nginx1", *shared]) == 0
+    printed = capsys.readouterr().out
+    agent = build_parser().parse_args(["agent", "--node", "nginx1", "--keepalived-dir",
+                                       str(tmp_path / "keepalived"), *shared])
+    spec, _ = parse_spec((EXAMPLE_CONFIGS / "stackha.yaml").read_text(), "stackha.yaml")
+    assert spec is not None
+    assert printed == keepalived_conf(spec, "nginx1", vrrp_settings(agent, agent.keepalived_dir))
+    assert str(tmp_path / "run" / "keepalived.fifo") in printed and "eth9" in printed
+
+
+def test_render_all_never_follows_a_node_name_out_of_out(tmp_path, capsys):
+    """Found in review: `render keepalived --all --out DIR` wrote ../NAME.conf for a node
+    named ../NAME."""
+    import shutil
+
+    from stackha.cli.main import main
+
+    configs = tmp_path / "configs"
+    shutil.copytree(EXAMPLE_CONFIGS, configs)
+    spec = configs / "stackha.yaml"
+    spec.write_text(spec.read_text().replace("nginx1", "../nginx1"))
+    out = tmp_path / "deep" / "out"
+    code = main(["render", "keepalived", "--all", "--out", str(out), "--configs", str(configs)])
+    assert code != 0
+    assert "nginx1" in capsys.readouterr().err
+    assert not (tmp_path / "deep" / "nginx1.conf").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*.conf")
+                  if configs not in p.parents) == []
