@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from stackha.lab.standin.server import ConfError, parse_schema_xml
+from stackha.lab.standin.config import ConfError, parse_schema_xml
 
 
 class LabError(Exception):

@@ -191,7 +191,7 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
 
 
 def _sql_user(lab: Lab) -> tuple[str | None, str | None]:
-    from stackha.lab.standin.server import ConfError, parse_server_xml
+    from stackha.lab.standin.config import ConfError, parse_server_xml
 
     try:
         users, _ = parse_server_xml((lab.configs / "mycat" / "server.xml").read_bytes())

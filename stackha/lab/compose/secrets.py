@@ -82,7 +82,7 @@ def write_password_file(directory: Path, server_xml: Path, user: str | None) -> 
     """The password of the health check's MyCat user (from server.xml), for the directors."""
     if not user:
         return None
-    from stackha.lab.standin.server import ConfError, parse_server_xml
+    from stackha.lab.standin.config import ConfError, parse_server_xml
 
     try:
         users, _ = parse_server_xml(server_xml.read_bytes())

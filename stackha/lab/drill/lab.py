@@ -34,7 +34,7 @@ class SqlAccount:
 
 def sql_account(spec: StackSpec, server_xml: bytes) -> SqlAccount:
     """The MyCat health check's account (or the first user) from server.xml."""
-    from stackha.lab.standin.server import parse_server_xml
+    from stackha.lab.standin.config import parse_server_xml
 
     users, _ = parse_server_xml(server_xml)
     name = spec.health_check("mycat").user or next(iter(users), None)

@@ -11,14 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from stackha.lab.standin.server import (
-    DEFAULT_MANAGER_PORT,
-    DEFAULT_SQL_PORT,
-    NAME,
-    ConfError,
-    load_conf,
-    run,
-)
+from stackha.lab.standin.config import NAME, ConfError, load_conf
+from stackha.lab.standin.server import DEFAULT_MANAGER_PORT, DEFAULT_SQL_PORT, run
 from stackha.logs import setup_logging
 
 logger = logging.getLogger("stackha.lab.standin")
