@@ -1,4 +1,4 @@
-"""``stackha validate``, ``push-config`` and ``config history|show|diff|rollback``."""
+"""``stackha validate``, ``push-config`` and ``config history|show|diff|rollback|repair``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _damage(lines: tuple[str, ...], action: str) -> None:
+    for line in lines:
+        emit(f"damaged: {line}; {action}")
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     try:
         result = publish_configs(args.configs, args.zk, args.message or "",
@@ -52,6 +57,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     except ConfigRejected as exc:
         report(exc.problems)
         raise CommandError(str(exc), EXIT_INVALID) from exc
+    _damage(result.damage, "publishing a good version over it")
     if result.diff:
         write(result.diff)
     if result.outcome == "unchanged":
@@ -120,12 +126,32 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         result = coordinator.rollback(args.version)
     finally:
         coordinator.store.close()
+    _damage(result.damage, "publishing a good version over it")
     if result.outcome == "unchanged":
         emit(f"unchanged: current version {result.number} already equals version "
              f"{args.version}")
     else:
         emit(published_line(result.number, f"equal to version {args.version}",
                             result.canaries))
+    return EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    coordinator = _coordinator(args, staged=False)
+    try:
+        result = coordinator.repair(dry_run=args.dry_run)
+    finally:
+        coordinator.store.close()
+    for line in result.damage:
+        emit(f"damaged: {line}")
+    if result.changed:
+        emit(f"repaired: current now points to "
+             f"{f'version {result.after}' if result.after else 'no version'}")
+    elif not result.damage:
+        emit(f"no damage found (current version {result.before or 'none'})")
+    elif args.dry_run or result.before is not None:
+        emit(f"current left at {result.before or 'none'}"
+             + (" (dry run)" if args.dry_run else ""))
     return EXIT_OK
 
 
@@ -163,3 +189,8 @@ def register(sub: Any) -> None:
     p.add_argument("version", type=int)
     add_all_at_once(p)
     p.set_defaults(func=cmd_rollback)
+    p = config.add_parser("repair", help="report damage in the store; point a bad current at "
+                                         "the newest readable version")
+    add_common(p)
+    p.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    p.set_defaults(func=cmd_repair)

@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stackha.checks.nginx import check_nginx_files
-from stackha.model.bundle import ROLE_PREFIXES, SPEC_FILE, Bundle
+from stackha.model.bundle import (
+    ROLE_PREFIXES,
+    SPEC_FILE,
+    Bundle,
+    invalid_utf8_offset,
+    is_text_file,
+)
 from stackha.model.problems import WARNING, Problem, errors
 from stackha.model.spec import StackSpec, parse_spec
 from stackha.mycat.validate import validate_mycat
@@ -51,8 +57,15 @@ def collect_files(directory: Path) -> tuple[dict[str, bytes], list[Problem]]:
 def validate_files(files: dict[str, bytes], shown_prefix: str = "configs/"
                    ) -> tuple[StackSpec | None, list[Problem]]:
     """Validate bundle files (as collected, or as fetched from the store)."""
+    # Agents and nginx/MyCat decode text strictly: one Latin-1 byte that passed here would
+    # make every node refuse (or, before, crash on) the version.
+    encoding = [Problem(f"{shown_prefix}{path}", f"byte {offset}", "not valid UTF-8")
+                for path, offset in ((p, invalid_utf8_offset(c)) for p, c in sorted(files.items())
+                                     if is_text_file(p))
+                if offset is not None]
     spec_text = files.get(SPEC_FILE, b"").decode("utf-8", errors="replace")
     spec, problems = parse_spec(spec_text, f"{shown_prefix}{SPEC_FILE}")
+    problems = encoding + problems
     roles = {role for node in spec.nodes for role in node.roles} if spec else set()
     nginx_files = {p: c for p, c in files.items() if p.startswith(ROLE_PREFIXES["nginx"])}
     mycat_files = {p: c for p, c in files.items() if p.startswith(ROLE_PREFIXES["mycat"])}

@@ -81,6 +81,16 @@ class PushResult:
     previous: int | None
     diff: str
     canaries: Mapping[str, str] = field(default_factory=dict)
+    # What was found broken in the store and published over, one line each.
+    damage: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    damage: tuple[str, ...]   # one line each: bad current, unreadable versions, dangling current
+    before: int | None        # what current held (None: nothing or unreadable)
+    after: int | None         # what it holds now
+    changed: bool
 
 
 def _spec_in(bundle: Bundle) -> StackSpec | None:
@@ -124,6 +134,24 @@ class Coordinator:
         number = self.store.current_number()
         return self.version(number) if number else None
 
+    def _current_for_push(self) -> tuple[int | None, ConfigVersion | None, list[str]]:
+        """Current's number (what publish is guarded on), its version when readable, and what
+        is damaged: a damaged current is published over, not a reason to refuse forever."""
+        pointer = self.store.current_pointer()
+        damage = [pointer.damage] if pointer.damage else []
+        if pointer.number is None:
+            return None, None, damage
+        try:
+            version = self.store.read_version(pointer.number)
+        except VersionUnreadable as exc:
+            damage.append(f"{self.store.version_location(pointer.number)}: current version "
+                          f"{pointer.number} is unreadable: {exc}")
+            return pointer.number, None, damage
+        if version is None:
+            damage.append(f"{pointer.location}: points to version {pointer.number}, which "
+                          "does not exist")
+        return pointer.number, version, damage
+
     def push(self, bundle: Bundle, message: str, author: str | None = None,
              dry_run: bool = False, mycat: MycatLayoutWrite | None = None,
              spec: StackSpec | None = None) -> PushResult:
@@ -137,21 +165,22 @@ class Coordinator:
                                                    canaries))
 
         for _attempt in range(PUSH_ATTEMPTS):
-            current = self.current()
-            previous = current.number if current else None
+            previous, current, damage = self._current_for_push()
+            for line in damage:
+                log.warning("event=store_damage found=%r", line)
             if current is not None and current.digest == bundle.digest:
-                return PushResult("unchanged", previous, previous, "")
+                return PushResult("unchanged", previous, previous, "", damage=tuple(damage))
             diff = bundle_diff(current.bundle if current else None, bundle,
-                               f"v{previous}" if previous else "empty", "new")
+                               f"v{previous}" if current else "empty", "new")
             if dry_run:
-                return PushResult("dry-run", None, previous, diff)
+                return PushResult("dry-run", None, previous, diff, damage=tuple(damage))
             try:
                 number = (self.store.publish(document, previous, mycat) if mycat is not None
                           else self.store.publish(document, previous))
             except ConcurrentChange as exc:
                 log.info("event=push_retry reason=%s", str(exc).replace(" ", "_"))
                 continue
-            return PushResult("published", number, previous, diff, canaries)
+            return PushResult("published", number, previous, diff, canaries, tuple(damage))
         raise ConcurrentChange(f"gave up after {PUSH_ATTEMPTS} attempts: other coordinators "
                                "keep publishing")
 
@@ -163,6 +192,37 @@ class Coordinator:
             except VersionUnreadable as exc:
                 entries.append(exc.problems)
         return entries
+
+    def repair(self, dry_run: bool = False) -> RepairResult:
+        """Report damage; point a bad, dangling or unreadable current at the newest readable
+        version (none: 0, as before the first push). A readable current is left alone."""
+        pointer = self.store.current_pointer()
+        damage = [pointer.damage] if pointer.damage else []
+        readable: list[int] = []
+        unreadable: set[int] = set()
+        for number in self.store.version_numbers():
+            try:
+                version = self.store.read_version(number)
+            except VersionUnreadable as exc:
+                unreadable.add(number)
+                damage.append(f"{self.store.version_location(number)}: version {number} is "
+                              f"unreadable: {exc}")
+                continue
+            if version is not None:
+                readable.append(number)
+        if pointer.number is not None and pointer.number in unreadable:
+            damage.append(f"{pointer.location}: points to unreadable version {pointer.number}")
+        elif pointer.number is not None and pointer.number not in readable:
+            damage.append(f"{pointer.location}: points to version {pointer.number}, which "
+                          "does not exist")
+        good = pointer.number in readable or (pointer.number is None and not pointer.damage)
+        target = max(readable) if readable else None
+        if good or pointer.revision is None or dry_run:
+            return RepairResult(tuple(damage), pointer.number, pointer.number, False)
+        self.store.set_current(target or 0, pointer)
+        log.warning("event=current_repaired before=%s after=%s", pointer.number or "-",
+                    target or "-")
+        return RepairResult(tuple(damage), pointer.number, target, True)
 
     def rollback(self, number: int, author: str | None = None) -> PushResult:
         old = self.version(number)

@@ -22,6 +22,22 @@ SPEC_FILE = "stackha.yaml"
 # Files that carry passwords are written 0600 on the nodes.
 SECRET_FILES = frozenset({"mycat/server.xml", "mycat/schema.xml"})
 ROLE_PREFIXES = {"nginx": "nginx/", "mycat": "mycat/"}
+# Files stackha, nginx or MyCat read as text: they must be UTF-8, or a strict decode on a node
+# fails. Other files (images under nginx/html, say) are published as bytes.
+TEXT_SUFFIXES = (".yaml", ".yml", ".conf", ".types", ".xml", ".properties", ".txt")
+
+
+def is_text_file(path: str) -> bool:
+    return path == SPEC_FILE or path.endswith(TEXT_SUFFIXES)
+
+
+def invalid_utf8_offset(data: bytes) -> int | None:
+    """The offset of the first byte that is not valid UTF-8, or None if all of it is."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -79,7 +95,10 @@ class Bundle:
         return {p: f for p, f in self.files.items() if p.startswith(prefix)}
 
     def text(self, path: str) -> str:
-        return self.files[path].content.decode("utf-8")
+        """A file as text; never raises on bytes that are not UTF-8 (a version from the store
+        may hold any): parse_version refuses a version whose spec is not UTF-8, and such
+        bytes show as U+FFFD."""
+        return self.files[path].content.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,8 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         return None, [Problem(where, "", f"not a stackha version document: {exc}")]
+    except RecursionError:
+        return None, [Problem(where, "", "not a stackha version document: nested too deeply")]
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         return None, [Problem(where, "format", f"unsupported format (want {FORMAT})")]
     problems: list[Problem] = []
@@ -161,8 +182,12 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
             problems.append(Problem(where, f"files.{path}", reason))
         elif decoded is not None:
             files[decoded.path] = decoded.content
+    offset = invalid_utf8_offset(files[SPEC_FILE]) if SPEC_FILE in files else None
+    if offset is not None:
+        problems.append(Problem(where, f"files.{SPEC_FILE}",
+                                f"byte {offset}: not valid UTF-8"))
     number = document.get("version")
-    if not isinstance(number, int) or number < 1:
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         problems.append(Problem(where, "version", "missing or invalid version number"))
     if problems:
         return None, problems

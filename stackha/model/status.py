@@ -3,10 +3,45 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
+
+# ZooKeeper drops the session of a client writing a znode near 1 MiB (jute.maxbuffer), so a
+# status must stay far below it whatever an agent reports: an 820 KB version whose every path
+# is refused made a 1.7 MB last_error. A real status is under 1 KB; a refusal naming a few
+# files about 300 bytes each, so 2 KB per text keeps the first reasons readable.
+MAX_TEXT_BYTES = 2048
+# Entries of roles, vrrp, health and vrid_conflicts: 64 is far above any node's VRRP groups
+# and health checks, and one entry's text is capped at 256 bytes.
+MAX_ENTRIES = 64
+MAX_ENTRY_BYTES = 256
+MAX_STATUS_BYTES = 16_384
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def bounded_text(value: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """``value`` as one line of at most about ``limit`` UTF-8 bytes, saying what was cut."""
+    line = _CONTROL.sub(" ", value)
+    data = line.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return data.decode()
+    # The marker counts towards the limit, so that a bounded text read back stays as it is.
+    keep = max(0, limit - 32)
+    head = data[:keep].decode("utf-8", errors="ignore")
+    return f"{head}… ({len(data) - len(head.encode())} bytes cut)"
+
+
+def _bounded_entries(values: tuple[str, ...], limit: int) -> tuple[str, ...]:
+    return tuple(bounded_text(v, MAX_ENTRY_BYTES) for v in values[:limit])
+
+
+def _bounded_map(values: Mapping[str, str], limit: int) -> Mapping[str, str]:
+    items = list(values.items())[:limit]
+    return MappingProxyType({bounded_text(k, MAX_ENTRY_BYTES): bounded_text(v, MAX_ENTRY_BYTES)
+                             for k, v in items})
 
 
 @dataclass(frozen=True)
@@ -28,13 +63,45 @@ class NodeStatus:
     # This agent reports rejected_version, so it can be a version's canary (stackha.model.rollout).
     canary_capable: bool = False
 
+    def __post_init__(self) -> None:
+        # Every way a status is made (the agent's replace(), parse_status) passes here, so no
+        # status in memory or in the store holds an unbounded text.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str):
+                bounded: Any = bounded_text(value)
+            elif f.name in ("roles", "vrid_conflicts"):
+                bounded = _bounded_entries(tuple(value), MAX_ENTRIES)
+            elif f.name in ("vrrp", "health"):
+                bounded = _bounded_map(value, MAX_ENTRIES)
+            else:
+                continue
+            if bounded != value:
+                object.__setattr__(self, f.name, bounded)
+
     def to_json(self) -> bytes:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["roles"] = list(self.roles)
-        data["vrrp"] = dict(self.vrrp)
-        data["health"] = dict(self.health)
-        data["vrid_conflicts"] = list(self.vrid_conflicts)
-        return json.dumps(data, sort_keys=True).encode()
+        """At most MAX_STATUS_BYTES: entries are dropped, then texts shortened, until it fits."""
+        entries = MAX_ENTRIES
+        text = MAX_TEXT_BYTES
+        while True:
+            payload = self._json(entries, text)
+            if len(payload) <= MAX_STATUS_BYTES:
+                return payload
+            if entries > 0:
+                entries //= 2
+            else:
+                text //= 2
+
+    def _json(self, entries: int, text: int) -> bytes:
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = bounded_text(value, text) if isinstance(value, str) else value
+        data["roles"] = list(self.roles[:entries])
+        data["vrrp"] = dict(list(self.vrrp.items())[:entries])
+        data["health"] = dict(list(self.health.items())[:entries])
+        data["vrid_conflicts"] = list(self.vrid_conflicts[:entries])
+        return json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
 
     @property
     def healthy(self) -> bool:
@@ -57,7 +124,7 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         return None
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return NodeStatus(node=node, last_error="status unreadable (not JSON)")
     if not isinstance(raw, dict):
         return NodeStatus(node=node, last_error="status unreadable (not an object)")

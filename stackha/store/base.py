@@ -8,6 +8,7 @@ three ``ConnectionState`` strings. Nothing above ``stackha.store`` sees the clie
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stackha.model.bundle import ConfigVersion
@@ -39,6 +40,16 @@ class VersionUnreadable(StoreError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+@dataclass(frozen=True)
+class CurrentPointer:
+    """What the current-version node holds, read as it is (damage included)."""
+
+    location: str              # where it lives in the store, to name it in reports
+    number: int | None         # None: nothing published yet, or unreadable (see damage)
+    revision: int | None       # the node's own version, to guard a change; None: no node
+    damage: str = ""           # one line when the node holds no version number
+
+
 class ConnectionState:
     """What a connection listener is told (the same words ZooKeeper clients use)."""
 
@@ -53,6 +64,12 @@ class ConfigStore(Protocol):
     def read_version(self, number: int) -> ConfigVersion | None: ...
 
     def version_numbers(self) -> list[int]: ...
+
+    def current_pointer(self) -> CurrentPointer: ...
+
+    def version_location(self, number: int) -> str: ...
+
+    def set_current(self, number: int, expected: CurrentPointer) -> None: ...
 
     def publish(self, document: Callable[[int], bytes], expected: int | None,
                 mycat: Any = None) -> int: ...

@@ -46,6 +46,7 @@ from stackha.model.status import NodeStatus, parse_status
 from stackha.store.base import (
     MAX_VERSION_BYTES,
     ConcurrentChange,
+    CurrentPointer,
     StoreError,
     VersionTooLarge,
     VersionUnreadable,
@@ -216,6 +217,37 @@ class ZooKeeperStore:
         return _parse_number(data)
 
     @_translated
+    def current_pointer(self) -> CurrentPointer:
+        """The current node as it is: a number, nothing yet, or damage named in one line."""
+        try:
+            data, stat = self.client.get(self.current_path)
+        except NoNodeError:
+            return CurrentPointer(self.current_path, None, None)
+        except NoAuthError as exc:
+            raise StoreError(f"{self.current_path}: not allowed to read") from exc
+        number = _parse_number(data)
+        damage = ""
+        if number is None and (data or b"").strip() not in (b"", b"0"):
+            damage = f"{self.current_path}: holds {_shown(data)}, not a version number"
+        return CurrentPointer(self.current_path, number, stat.version, damage)
+
+    def version_location(self, number: int) -> str:
+        return f"{self.versions_path}/{_version_name(number)}"
+
+    @_translated
+    def set_current(self, number: int, expected: CurrentPointer) -> None:
+        """Point current at ``number`` (0: none), if it is still as ``expected`` was read."""
+        if expected.revision is None:
+            raise StoreError(f"{self.current_path} missing: run push-config as coordinator")
+        try:
+            self.client.set(self.current_path, str(number).encode(), version=expected.revision)
+        except BadVersionError as exc:
+            raise ConcurrentChange(f"{self.current_path} changed while being repaired") from exc
+        except NoAuthError as exc:
+            raise StoreError(f"{self.current_path}: not allowed to write") from exc
+        log.info("event=current_set version=%d", number)
+
+    @_translated
     def read_version(self, number: int) -> ConfigVersion | None:
         """Version ``number``, None when it does not exist; VersionUnreadable when its node
         holds no valid version document."""
@@ -377,9 +409,21 @@ class ZooKeeperStore:
         return send_reload(self.client, target, owner, list(myids))
 
 
+# Version node names are zero-padded to 10 digits; a larger "number" is damage, not a version
+# (taken as one, it would push the next version past any sane name).
+_MAX_NUMBER = 9_999_999_999
+
+
 def _parse_number(data: bytes | None) -> int | None:
-    try:
-        number = int((data or b"").decode().strip())
-    except (UnicodeDecodeError, ValueError):
+    raw = (data or b"").strip()
+    if not raw.isdigit() or len(raw) > 10:
         return None
-    return number if number > 0 else None
+    number = int(raw)
+    return number if 0 < number <= _MAX_NUMBER else None
+
+
+def _shown(data: bytes | None, limit: int = 40) -> str:
+    """A short printable form of a node's bytes for a one-line report."""
+    raw = data or b""
+    shown = repr(raw[:limit])
+    return shown + (f" and {len(raw) - limit} more bytes" if len(raw) > limit else "")
