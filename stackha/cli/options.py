@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from stackha.cli.output import EXIT_INVALID, CommandError, report
-from stackha.model.bundle import SPEC_FILE
+from stackha.model.bundle import SPEC_FILE, invalid_utf8_offset
 from stackha.model.problems import errors
 from stackha.model.spec import StackSpec, parse_spec
 
@@ -27,10 +27,13 @@ def add_all_at_once(parser: argparse.ArgumentParser) -> None:
 def read_spec(configs: Path) -> StackSpec:
     path = configs / SPEC_FILE
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise CommandError(f"{path}: cannot read: {exc.strerror}", EXIT_INVALID) from exc
-    spec, problems = parse_spec(text, str(path))
+    offset = invalid_utf8_offset(data)
+    if offset is not None:
+        raise CommandError(f"{path}: byte {offset}: not valid UTF-8", EXIT_INVALID)
+    spec, problems = parse_spec(data.decode("utf-8"), str(path))
     report(errors(problems))
     if spec is None:
         raise CommandError(f"{path}: {len(errors(problems))} error(s)", EXIT_INVALID)
