@@ -34,7 +34,8 @@ class VrrpSettings:
 
 def render_options(vrrp: VrrpSettings) -> RenderOptions:
     return RenderOptions(stackha_command=vrrp.stackha_command, notify_fifo=str(vrrp.fifo),
-                         script_user=vrrp.script_user, interface_override=vrrp.interface)
+                         script_user=vrrp.script_user, interface_override=vrrp.interface,
+                         track_dir=str(vrrp.run_dir))
 
 
 def keepalived_conf(spec: StackSpec, node: str, vrrp: VrrpSettings, ipvs: bool = False) -> str:

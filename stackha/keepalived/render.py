@@ -34,6 +34,16 @@ SCRIPT_USER = "keepalived_script"
 SCRIPT_START_SLACK = 9
 
 
+# Track files the agent writes (keepalived reads them through inotify and forks nothing):
+# TRIAL_TRACK holds 1 while this node is a version's canary, and its weight takes the node's
+# priority down to 1, below every other member, so that it cannot win an election while
+# another member can serve; YIELD_TRACK holds 1 for the moment a canary that is MASTER hands
+# its VIPs over (weight 0: FAULT), which lowering the priority alone does not do under
+# nopreempt. Both hold 0 otherwise.
+TRIAL_TRACK = "trial.track"
+YIELD_TRACK = "yield.track"
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """Node-local facts the spec does not hold."""
@@ -43,6 +53,21 @@ class RenderOptions:
     script_user: str = SCRIPT_USER
     interface_override: str | None = None
     realtime: bool = True
+    track_dir: str = "/run/stackha"
+
+
+def _track_file_blocks(options: RenderOptions) -> list[str]:
+    lines: list[str] = []
+    # The trial's weight is set per instance (below); -1 here is only a default.
+    for name, path, weight in (("stackha_trial", TRIAL_TRACK, -1),
+                               ("stackha_yield", YIELD_TRACK, 0)):
+        lines += [f"track_file {name} {{",
+                  f'    file "{options.track_dir.rstrip("/")}/{path}"',
+                  f"    weight {weight}",
+                  # a missing file is created holding 0; the agent rewrites both at start
+                  "    init_file 0",
+                  "}", ""]
+    return lines
 
 
 def _fmt(value: float) -> str:
@@ -103,6 +128,13 @@ def _instance_block(spec: StackSpec, group: VrrpGroup, node: str,
         lines.append("    track_script {")
         lines += [f"        chk_{name}" for name in group.checks]
         lines.append("    }")
+    lines.append("    track_file {")
+    if member.priority > 1:
+        # Down to priority 1, not below: keepalived sends an instance whose priority the
+        # track files take to 0 or less into FAULT (seen with 150 - 254), and a canary must
+        # still take the VIP when nobody else can serve. (Weight 0 would mean FAULT too.)
+        lines.append(f"        stackha_trial weight {-(member.priority - 1)}")
+    lines += ["        stackha_yield", "    }"]
     lines.append("    virtual_ipaddress {")
     lines += [f"        {vip.with_prefixlen} dev {interface}" for vip in group.vips]
     lines.append("    }")
@@ -202,6 +234,8 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
         lines.append("    # VIPs (pings fail) and forbids unicast peers. Set vrrp_strict: true "
                      "in the spec to enable.")
     lines += ["}", ""]
+    if groups:
+        lines += _track_file_blocks(options)
     wanted = {name for g in groups for name in g.checks}
     for check_name in sorted(wanted):
         lines += _script_block(spec.health_check(check_name), options)

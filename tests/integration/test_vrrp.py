@@ -179,3 +179,43 @@ def test_lab_addresses_never_reach_the_host(lab):
     # The lab's subnet lives only inside the namespaces: the host has no address or route in it.
     assert LAN_ADDRESS not in run("ip", "-4", "addr").stdout
     assert "10.99.0." not in run("ip", "-4", "route").stdout
+
+
+def _track(lab: VrrpLab, host, name: str, value: int) -> None:
+    """What the agent does: the whole file replaced at once (keepalived reads it on inotify)."""
+    path = lab.node_dir(host) / "run" / name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{value}\n")
+    tmp.replace(path)
+
+
+def test_a_trial_track_file_puts_the_master_below_every_member(lab):
+    """The canary's track file against the real keepalived: with it set the node's priority
+    drops below the other member's (preempt moves the VIP away), cleared it comes back."""
+    from stackha.keepalived.render import TRIAL_TRACK
+
+    assert lab.holder() == "nginx1"
+    _track(lab, lab.n1, TRIAL_TRACK, 1)
+    wait_until(lambda: lab.holder() == "nginx2", 10, what="nginx2 to win over the trial node")
+    assert "FAULT" not in lab.log(lab.n1).split("event=vrrp_state")[-1].splitlines()[0]
+    _track(lab, lab.n1, TRIAL_TRACK, 0)
+    wait_until(lambda: lab.holder() == "nginx1", 10, what="nginx1 back after its trial")
+
+
+def test_a_yield_track_file_hands_the_vip_over_under_nopreempt(lab_factory):
+    """Lowering the priority moves nothing under nopreempt; the yield file (FAULT for a
+    moment) does, and the node then stays BACKUP with its trial priority."""
+    from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK
+
+    lab = lab_factory(False)
+    first = next(h for h in lab.nodes if h.name == lab.holder())
+    other = next(h for h in lab.nodes if h is not first)
+    _track(lab, first, TRIAL_TRACK, 1)
+    time.sleep(1)  # nopreempt: a lower priority alone keeps the master where it is
+    assert lab.holder() == first.name
+    _track(lab, first, YIELD_TRACK, 1)
+    wait_until(lambda: lab.holder() == other.name, 10, what=f"VIP to move to {other.name}")
+    _track(lab, first, YIELD_TRACK, 0)
+    wait_until(lambda: "group=web state=BACKUP" in lab.log(first).split(
+        "event=vrrp_state")[-1], 10, what=f"{first.name} back to BACKUP")
+    assert lab.holder() == other.name

@@ -85,3 +85,19 @@ def test_render_all_never_follows_a_node_name_out_of_out(tmp_path, capsys):
     assert not (tmp_path / "deep" / "nginx1.conf").exists()
     assert sorted(p.name for p in tmp_path.rglob("*.conf")
                   if configs not in p.parents) == []
+
+
+def test_every_instance_tracks_the_trial_and_yield_files_down_to_priority_one():
+    spec = _spec(EXAMPLE.replace("{nginx1: 150, nginx2: 100}", "{nginx1: 150, nginx2: 1}"))
+    options = RenderOptions(track_dir="/var/lib/stackha/run")
+    first = render_keepalived(spec, "nginx1", options)
+    assert 'track_file stackha_trial {\n    file "/var/lib/stackha/run/trial.track"' in first
+    assert 'track_file stackha_yield {\n    file "/var/lib/stackha/run/yield.track"\n' \
+           "    weight 0\n" in first
+    web = first[first.index("vrrp_instance web"):]
+    assert "        stackha_trial weight -149\n        stackha_yield\n" in web
+    # priority 1 is already the lowest: a weight would take it to 0, which keepalived makes FAULT
+    lowest = render_keepalived(spec, "nginx2", options)
+    web = lowest[lowest.index("vrrp_instance web"):]
+    assert "stackha_trial weight" not in web and "        stackha_yield\n" in web
+    assert "track_file" not in render_keepalived(spec, "mycat1", options)
