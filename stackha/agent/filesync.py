@@ -348,6 +348,19 @@ class _Tree:
             return
         self._touched.add(parent)
 
+    def sweep_temps(self, relative_dir: str) -> None:
+        """Remove temporary files a killed apply left in ``relative_dir``."""
+        try:
+            fd = self.directory(relative_dir, create=False)
+        except UnsafePath:
+            return
+        if fd is None:
+            return
+        for name in os.listdir(fd):
+            if name.startswith(_TEMP_PREFIX) and name.endswith(".tmp"):
+                os.unlink(name, dir_fd=fd)
+                self._touched.add(fd)
+
     def sync(self) -> None:
         for fd in self._touched:
             os.fsync(fd)
@@ -625,6 +638,8 @@ class FileSync:
                         continue
                     parent, temp = tree.temp_file(relative, entry.content, entry.mode)
                 tree.install(parent, temp, relative)
+            for directory in sorted({p.rpartition("/")[0] for p in journal.previous}):
+                tree.sweep_temps(directory)
             tree.sync()
         except Exception as exc:
             problem = f"restoring files: {describe(exc)}"
