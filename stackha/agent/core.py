@@ -664,6 +664,8 @@ class Agent:
               result: ApplyResult | None = None) -> None:
         self.rejected.add(number)
         self._save_rejected()
+        # One line whatever the version holds: a name may carry a newline.
+        reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
         what = "rolled_back" if result and result.rolled_back else "rejected"
         log.warning("event=%s version=%d stage=%s reason=%r", what, number, stage, reason)
         metrics.APPLY_FAILURES.labels(reason=stage).inc()

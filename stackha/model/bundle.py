@@ -61,6 +61,11 @@ def unsafe_path_reason(path: str) -> str | None:
     return None
 
 
+def _shown(path: str) -> str:
+    """A path quoted for messages, control characters escaped: reasons are one line."""
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in path) + "'"
+
+
 def path_conflicts(paths: Iterable[str]) -> list[str]:
     """Paths that are a file and also a directory of another path in the same set: no
     filesystem can hold both, so such a version can only fail half-way through."""
@@ -162,7 +167,7 @@ def _decode_file(path: str, raw: Any, where: str) -> tuple[BundleFile | None, st
         return None, "file entry is not an object"
     reason = unsafe_path_reason(path)
     if reason:
-        return None, f"refused path '{path}': {reason}"
+        return None, f"refused path {_shown(path)}: {reason}"
     encoding, content = raw.get("encoding"), raw.get("content")
     if not isinstance(content, str):
         return None, f"'{path}' has no content"
@@ -194,7 +199,7 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
     for path, raw in raw_files.items():
         decoded, reason = _decode_file(str(path), raw, where)
         if reason:
-            problems.append(Problem(where, f"files.{path}", reason))
+            problems.append(Problem(where, f"files.{_shown(path)[1:-1]}", reason))
         elif decoded is not None:
             files[decoded.path] = decoded.content
     number = document.get("version")
