@@ -141,7 +141,6 @@ class Agent:
         self._specs: dict[tuple[int, str], StackSpec | None] = {}
         self._specs_lock = threading.Lock()  # keepalived's supervisor thread reads it too
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self._status_lock = threading.Lock()  # the heartbeat during an apply writes too
         self.rejected = self._load_rejected()
         self.mycat_reload: ManagerReload | None = None
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
@@ -382,9 +381,8 @@ class Agent:
                 self.handle(kind, payload)
             except Exception as exc:  # one bad event must not take the node's agent down
                 log.exception("event=handler_failed kind=%s", kind)
-                with self._status_lock:
-                    self.status = replace(self.status, last_error=f"internal error handling "
-                                          f"{kind}: {describe(exc)}", last_error_time=_now())
+                self.status = replace(self.status, last_error=f"internal error handling "
+                                      f"{kind}: {describe(exc)}", last_error_time=_now())
         self._shutdown()
 
     def handle(self, kind: str, payload: Any) -> None:
