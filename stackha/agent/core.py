@@ -4,10 +4,19 @@ ZooKeeper callbacks, timers and signals only enqueue events; ``Agent.run`` handl
 a time, so what the agent does never depends on which thread noticed what. Losing ZooKeeper
 changes nothing on the node: files, services and VIPs stay as they are until a new version
 arrives.
+
+Whatever a version holds, applying it ends in "applied" or in a refusal written to the status
+(``last_error``, stage, ``rejected_version``); an exception never leaves the loop, so no
+stored version can put the agent into a crash loop. A version is one transaction over all of
+its resources: each keeps a journal of the previous files until the version is saved as last
+good (see stackha/agent/filesync.py); an agent killed before that puts the previous files back
+on its next start and refuses the interrupted version (refusals are kept in the state
+directory), so a version that kills the agent cannot do so on every restart.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -22,7 +31,13 @@ from typing import Any
 
 from stackha import __version__
 from stackha.agent import metrics
-from stackha.agent.filesync import ApplyResult, FileSync, command_reload
+from stackha.agent.filesync import (
+    ApplyResult,
+    CommandReload,
+    FileSync,
+    command_reload,
+    describe,
+)
 from stackha.agent.mycatrole import (
     ManagerReload,
     MycatHealthSettings,
@@ -45,6 +60,17 @@ from stackha.model.status import NodeStatus
 from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
 
 log = logging.getLogger(__name__)
+
+_REJECTED_KEPT = 50
+
+
+def _write_state(path: Path, content: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,10 @@ class AgentSettings:
     rollout_poll: float = 0.2
     vrrp: VrrpSettings | None = None
     lvs: LvsSettings | None = None
+    # A hanging reload or health probe must not stall the agent: each has its own limit.
+    reload_timeout: float = 20.0
+    rollback_reload_timeout: float = 5.0  # after a reload that timed out, for the rollback's
+    health_timeout: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +141,7 @@ class Agent:
         self._specs: dict[tuple[int, str], StackSpec | None] = {}
         self._specs_lock = threading.Lock()  # keepalived's supervisor thread reads it too
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.rejected = self._load_rejected()
         self.mycat_reload: ManagerReload | None = None
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
         self.keepalived: KeepalivedProcess | None = None
@@ -120,6 +151,7 @@ class Agent:
         # LVS-DR: realserver setup and the director's forwarding (see stackha/lvs/node.py).
         self.lvs = LvsNode(settings.lvs) if settings.lvs is not None else None
         self._load_last_good()
+        self._recover()
 
     def _setup_vrrp(self, vrrp: VrrpSettings) -> None:
         self.keepalived = KeepalivedProcess(config=vrrp.conf_dir / "keepalived.conf",
@@ -166,7 +198,8 @@ class Agent:
                 override = settings.health_url
 
                 def health() -> str | None:
-                    return check_http(override or self._health_check("nginx").url, timeout=1.0)
+                    return check_http(override or self._health_check("nginx").url,
+                                      timeout=self.settings.health_timeout)
         elif role == "mycat":
             def validate(staging: Path) -> list[str]:
                 from stackha.mycat.validate import validate_mycat
@@ -185,13 +218,13 @@ class Agent:
 
                 health = mysql_health(mycat_check, settings.target)
             if settings.mycat_manager is not None:
-                start = command_reload(list(settings.reload)) if settings.reload else None
+                start = self._command(settings.reload) if settings.reload else None
                 self.mycat_reload = ManagerReload(settings.mycat_manager, settings.target, start)
         reload: Callable[[], str | None] | None = None
         if role == "mycat" and self.mycat_reload is not None:
             reload = self.mycat_reload
         elif settings.reload:
-            reload = command_reload(list(settings.reload))
+            reload = self._command(settings.reload)
         return FileSync(
             name=role, target=settings.target, validate=validate,
             reload=reload,
@@ -199,6 +232,10 @@ class Agent:
             settle=0.5 if role == "nginx" else 0.0,
             managed_list=self.settings.state_dir / f"{role}.managed",
         )
+
+    def _command(self, command: tuple[str, ...]) -> CommandReload:
+        return command_reload(list(command), self.settings.reload_timeout,
+                              self.settings.rollback_reload_timeout)
 
     def _health_check(self, name: str) -> HealthCheck:
         """``health_checks.<name>`` of the version being applied, else of the applied one."""
@@ -223,13 +260,54 @@ class Agent:
                               roles=self._roles_of(version))
         log.info("event=last_good_loaded version=%d", version.number)
 
+    @property
+    def rejected_path(self) -> Path:
+        return self.settings.state_dir / "rejected.json"
+
+    def _load_rejected(self) -> set[int]:
+        try:
+            raw = json.loads(self.rejected_path.read_bytes())
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError) as exc:
+            log.warning("event=rejected_list_unreadable reason=%r", describe(exc))
+            return set()
+        numbers = raw.get("rejected", []) if isinstance(raw, dict) else []
+        return {n for n in numbers if isinstance(n, int) and not isinstance(n, bool)}
+
+    def _save_rejected(self) -> None:
+        # The newest refusals are enough: versions only grow, older ones never come back.
+        kept = sorted(self.rejected)[-_REJECTED_KEPT:]
+        try:
+            _write_state(self.rejected_path, json.dumps({"rejected": kept}).encode())
+        except OSError as exc:
+            log.warning("event=rejected_list_write_failed reason=%r", describe(exc))
+
+    def _all_resources(self) -> list[FileSync]:
+        return [*self.resources.values(), *([self.vrrp_sync] if self.vrrp_sync else [])]
+
+    def _recover(self) -> None:
+        """A journal left behind: the agent died while applying. The previous files go back
+        (unless the version was saved as last good) and that version is refused."""
+        committed = self.applied.number if self.applied is not None else 0
+        interrupted = set()
+        for resource in self._all_resources():
+            try:
+                number = resource.recover(committed)
+            except Exception as exc:  # recovery must not stop the agent from starting
+                log.exception("event=recover_failed resource=%s", resource.name)
+                self.status = replace(self.status, last_error=f"recovery of {resource.name}"
+                                      f" failed: {describe(exc)}", last_error_time=_now())
+                continue
+            if number is not None:
+                interrupted.add(number)
+        for number in sorted(interrupted):
+            self._fail(number, "interrupted", "the agent stopped while applying it; the "
+                       "previous files were put back (publish it again to retry)")
+
     def _save_last_good(self, version: ConfigVersion) -> None:
-        tmp = self.last_good_path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(serialise_version(version))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.last_good_path)
+        # The commit point of a version: once this is on disk, the journals are obsolete.
+        _write_state(self.last_good_path, serialise_version(version))
 
     def _roles_of(self, version: ConfigVersion) -> tuple[str, ...]:
         spec = self._spec_of(version)
@@ -293,10 +371,18 @@ class Agent:
                 if self._pending is not None:
                     self._advance_rollout()
                 if time.monotonic() >= next_beat:
-                    self._heartbeat()
+                    try:
+                        self._heartbeat()
+                    except Exception:
+                        log.exception("event=heartbeat_failed")
                     next_beat = time.monotonic() + self.settings.heartbeat
                 continue
-            self.handle(kind, payload)
+            try:
+                self.handle(kind, payload)
+            except Exception as exc:  # one bad event must not take the node's agent down
+                log.exception("event=handler_failed kind=%s", kind)
+                self.status = replace(self.status, last_error=f"internal error handling "
+                                      f"{kind}: {describe(exc)}", last_error_time=_now())
         self._shutdown()
 
     def handle(self, kind: str, payload: Any) -> None:
@@ -356,6 +442,14 @@ class Agent:
         if number in self.rejected:
             self._report()
             return
+        if self.applied and number < self.applied.number:
+            # Rollbacks are published as new, higher versions: a lower current is a mistake
+            # or an attack, and applying it would move this node backwards.
+            self._fail(number, "verify", f"config/current {number} is lower than applied "
+                       f"version {self.applied.number}; a rollback is published as a new "
+                       "version")
+            self._report()
+            return
         try:
             version = self.store.read_version(number)
         except VersionUnreadable as exc:
@@ -399,9 +493,16 @@ class Agent:
                 unreadable.append(f"{node} unreadable: {exc}")
                 return NodeStatus(node=node)
 
-        decision = gate(version.number, version.canaries, self.settings.node,
-                        pending.changed_roles, canary_status,
-                        time.monotonic() - pending.since, self.settings.rollout_wait)
+        try:
+            decision = gate(version.number, version.canaries, self.settings.node,
+                            pending.changed_roles, canary_status,
+                            time.monotonic() - pending.since, self.settings.rollout_wait)
+        except Exception as exc:  # a malformed rollout section must not stop the agent
+            self._pending = None
+            log.exception("event=rollout_gate_failed version=%d", version.number)
+            self._fail(version.number, "canary", f"rollout section unusable: {describe(exc)}")
+            self._report()
+            return
         if decision.decision == "wait":
             reason = "; ".join([decision.reason, *unreadable])
             if reason != pending.logged:
@@ -421,10 +522,38 @@ class Agent:
 
     def apply(self, version: ConfigVersion) -> bool:
         self._applying = version
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat_while_applying, args=(version, done),
+                                name="apply-heartbeat", daemon=True)
+        beat.start()
         try:
             return self._apply(version)
+        except Exception as exc:  # a bug or an unforeseen name: refuse, put everything back
+            log.exception("event=apply_internal_error version=%d", version.number)
+            for resource in self._all_resources():
+                problem = resource.rollback()
+                if problem:
+                    log.error("event=rollback_incomplete resource=%s reason=%r",
+                              resource.name, problem)
+            self._fail(version.number, "internal", describe(exc))
+            return False
         finally:
+            done.set()
+            beat.join()
             self._applying = None
+
+    def _beat_while_applying(self, version: ConfigVersion, done: threading.Event) -> None:
+        """Reloads and health waits can take long: the status keeps its heartbeat meanwhile
+        and says which version is being applied (in ``health``, one entry per role)."""
+        while not done.wait(self.settings.heartbeat):
+            status = replace(self.status, heartbeat=_now(), health=MappingProxyType(
+                {role: f"applying version {version.number}" for role in self.resources}))
+            if self.zk_state != ConnectionState.CONNECTED:
+                continue
+            try:
+                self.store.put_status(status)
+            except Exception as exc:  # StoreError, or kazoo failing in a way it should not
+                log.warning("event=status_write_failed reason=%r", describe(exc))
 
     def _apply(self, version: ConfigVersion) -> bool:
         spec = self._spec_of(version)
@@ -443,7 +572,7 @@ class Agent:
                 continue
             if role == "mycat" and self.mycat_reload is not None:
                 self.mycat_reload.prepare(role_set)  # config or config_all, old vs new files
-            result = resource.apply(role_set)
+            result = resource.apply(role_set, version=version.number, hold=True)
             metrics.RELOAD_SECONDS.labels(role=role).observe(result.reload_seconds)
             if not result.ok:
                 self._undo(done)
@@ -458,6 +587,8 @@ class Agent:
             return False
         self.applied = version
         self._save_last_good(version)
+        for resource in self._all_resources():
+            resource.commit()
         if self.lvs is not None:
             self.lvs.apply(spec, self.settings.node)
         self.status = replace(self.status, applied_version=version.number, roles=spec.node(
@@ -472,7 +603,8 @@ class Agent:
             return None
         ipvs = self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node)
         text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
-        result = self.vrrp_sync.apply({"keepalived.conf": text.encode()})
+        result = self.vrrp_sync.apply({"keepalived.conf": text.encode()}, version=number,
+                                      hold=True)
         if not result.ok:
             return result
         self._members_by_vrid = {
@@ -515,21 +647,23 @@ class Agent:
         self._report()
 
     def _undo(self, roles: list[str]) -> None:
-        """Put roles applied earlier in this round back to the last good version."""
-        if not roles or self.applied is None:
-            return
-        spec = self._spec_of(self.applied)
-        if spec is None:
-            return
-        previous = node_files(self.applied.bundle, spec, self.settings.node)
+        """Put roles applied earlier in this round back as their journals hold them."""
+        previous = None
+        if self.applied is not None and (spec := self._spec_of(self.applied)) is not None:
+            previous = node_files(self.applied.bundle, spec, self.settings.node)
         for role in roles:
-            if role == "mycat" and self.mycat_reload is not None:
+            if role == "mycat" and self.mycat_reload is not None and previous is not None:
                 self.mycat_reload.prepare(previous.get(role, {}))
-            self.resources[role].apply(previous.get(role, {}))
+            problem = self.resources[role].rollback()
+            if problem:
+                log.error("event=rollback_incomplete resource=%s reason=%r", role, problem)
 
     def _fail(self, number: int, stage: str, reason: str,
               result: ApplyResult | None = None) -> None:
         self.rejected.add(number)
+        self._save_rejected()
+        # One line whatever the version holds: a name may carry a newline.
+        reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
         what = "rolled_back" if result and result.rolled_back else "rejected"
         log.warning("event=%s version=%d stage=%s reason=%r", what, number, stage, reason)
         metrics.APPLY_FAILURES.labels(reason=stage).inc()

@@ -78,7 +78,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     settings = AgentSettings(node=args.node, state_dir=args.state_dir,
                              roles=_role_settings(args, spec), heartbeat=args.heartbeat,
                              health_wait=args.health_wait, rollout_wait=args.rollout_wait,
-                             vrrp=vrrp, lvs=_lvs_settings(args))
+                             vrrp=vrrp, lvs=_lvs_settings(args),
+                             reload_timeout=args.reload_timeout,
+                             rollback_reload_timeout=args.rollback_reload_timeout,
+                             health_timeout=args.health_timeout)
     from stackha.store.connect import build_store
 
     agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
@@ -111,6 +114,12 @@ def register(sub: Any) -> None:
                    help="seconds to wait for a version's canary before applying anyway")
     p.add_argument("--health-wait", type=float, default=5.0,
                    help="how long a reloaded service may take to become healthy")
+    p.add_argument("--reload-timeout", type=float, default=20.0,
+                   help="seconds a reload command may take before it counts as failed")
+    p.add_argument("--rollback-reload-timeout", type=float, default=5.0,
+                   help="limit for the rollback's reload after a reload timed out")
+    p.add_argument("--health-timeout", type=float, default=2.0,
+                   help="seconds one health probe may take")
     p.add_argument("--keepalived-dir", type=Path,
                    help="run VRRP: keepalived.conf is written here and keepalived supervised")
     add_vrrp_options(p)

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -44,16 +44,57 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Linux limits: NAME_MAX per component; the whole relative path is capped well below PATH_MAX
+# so that target prefix + temporary names still fit.
+MAX_COMPONENT_BYTES = 255
+MAX_PATH_BYTES = 1024
+
+
 def unsafe_path_reason(path: str) -> str | None:
-    """Why a bundle path could escape its target directory, or None if it cannot."""
+    """Why a bundle path could escape its target directory or confuse a node, or None.
+
+    Control characters are refused because node-side bookkeeping and logs are line based (a
+    newline in a name once made a restarted agent read ``/etc/passwd`` as a managed file);
+    over-long names would only fail later, half-way through writing a version.
+    """
     if not path or path.startswith("/") or "\\" in path or "\0" in path:
         return "path must be relative, without backslashes or NUL"
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        return "path must not contain control characters (newline, tab, ...)"
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "path is not valid UTF-8"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"path is longer than {MAX_PATH_BYTES} bytes"
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "path must not contain empty, '.' or '..' components"
+    if any(len(part.encode("utf-8")) > MAX_COMPONENT_BYTES for part in parts):
+        return f"a path component is longer than {MAX_COMPONENT_BYTES} bytes"
     if posixpath.normpath(path) != path:
         return "path is not normalised"
     return None
+
+
+def _shown(path: str) -> str:
+    """A path quoted for messages, control characters escaped: reasons are one line."""
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in path) + "'"
+
+
+def path_conflicts(paths: Iterable[str]) -> list[str]:
+    """Paths that are a file and also a directory of another path in the same set: no
+    filesystem can hold both, so such a version can only fail half-way through."""
+    wanted = set(paths)
+    found: list[str] = []
+    for path in sorted(wanted):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            prefix = "/".join(parts[:depth])
+            if prefix in wanted:
+                found.append(f"'{prefix}' is a file and also a directory of '{path}'")
+                break
+    return found
 
 
 def file_mode(path: str) -> int:
@@ -145,7 +186,7 @@ def _decode_file(path: str, raw: Any, where: str) -> tuple[BundleFile | None, st
         return None, "file entry is not an object"
     reason = unsafe_path_reason(path)
     if reason:
-        return None, f"refused path '{path}': {reason}"
+        return None, f"refused path {_shown(path)}: {reason}"
     encoding, content = raw.get("encoding"), raw.get("content")
     if not isinstance(content, str):
         return None, f"'{path}' has no content"
@@ -179,7 +220,7 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
     for path, raw in raw_files.items():
         decoded, reason = _decode_file(str(path), raw, where)
         if reason:
-            problems.append(Problem(where, f"files.{path}", reason))
+            problems.append(Problem(where, f"files.{_shown(path)[1:-1]}", reason))
         elif decoded is not None:
             files[decoded.path] = decoded.content
     offset = invalid_utf8_offset(files[SPEC_FILE]) if SPEC_FILE in files else None
@@ -189,6 +230,8 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
     number = document.get("version")
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         problems.append(Problem(where, "version", "missing or invalid version number"))
+    problems.extend(Problem(where, "files", f"refused: {conflict}")
+                    for conflict in path_conflicts(files))
     if problems:
         return None, problems
     bundle = Bundle.from_contents(files)
