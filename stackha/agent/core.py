@@ -49,6 +49,7 @@ from stackha.agent.vrrp import VrrpSettings, keepalived_conf
 from stackha.checks.nginx import check_nginx_dir
 from stackha.checks.probes import check_http
 from stackha.keepalived.process import KeepalivedProcess, NotifyFifo, config_test
+from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK
 from stackha.keepalived.vridwatch import Advert, VridWatch
 from stackha.lvs.loaddr import NetlinkLoopback
 from stackha.lvs.node import LvsNode, LvsSettings
@@ -62,6 +63,11 @@ from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
 log = logging.getLogger(__name__)
 
 _REJECTED_KEPT = 50
+# How long a canary that holds a VIP waits for another member to report MASTER after it
+# yields. With the default adverts (0.03 s) a backup takes over within about 0.1 s and its
+# agent reports the new state at once; 3 s leaves room for a loaded host, and bounds the
+# wait when nobody else can take over (the canary then keeps the VIP at its trial priority).
+HANDOVER_WAIT = 3.0
 
 
 def _write_state(path: Path, content: bytes) -> None:
@@ -348,6 +354,8 @@ class Agent:
                     g.virtual_router_id: {n.address for m in g.members
                                           if (n := spec.node(m.node))}
                     for g in spec.vrrp_groups}
+        if self.settings.vrrp is not None:
+            self._reset_tracks()
         self._start_vrrp()
         if self._drain_setting() is not None and self.mycat_reload is not None \
                 and self.mycat_reload.set_online(True):
@@ -526,7 +534,9 @@ class Agent:
         beat = threading.Thread(target=self._beat_while_applying, args=(version, done),
                                 name="apply-heartbeat", daemon=True)
         beat.start()
+        trial = False
         try:
+            trial = self._begin_trial(version)
             return self._apply(version)
         except Exception as exc:  # a bug or an unforeseen name: refuse, put everything back
             log.exception("event=apply_internal_error version=%d", version.number)
@@ -538,9 +548,78 @@ class Agent:
             self._fail(version.number, "internal", describe(exc))
             return False
         finally:
+            if trial:
+                self._end_trial(version)
             done.set()
             beat.join()
             self._applying = None
+
+    # the canary's trial ----------------------------------------------------------------------
+    def _write_track(self, name: str, value: int) -> None:
+        """Replace a keepalived track file at once: keepalived rereads it on the rename."""
+        vrrp = self.settings.vrrp
+        if vrrp is None:
+            return
+        vrrp.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_state(vrrp.run_dir / name, f"{value}\n".encode())
+
+    def _reset_tracks(self) -> None:
+        """A trial a killed agent left behind must not keep the node's priority down."""
+        for name in (TRIAL_TRACK, YIELD_TRACK):
+            self._write_track(name, 0)
+
+    def _begin_trial(self, version: ConfigVersion) -> bool:
+        """As this version's canary, take this node's VRRP priority down to 1 (below every
+        other member) for the trial, and hand over any VIP it holds before loading, so that
+        a version that then fails is never served through a VIP while another node can
+        serve. Returns whether a trial began."""
+        if self.settings.vrrp is None:
+            return False
+        mine = {role for role, node in version.canaries.items() if node == self.settings.node}
+        spec = self._spec_of(version)
+        if not mine & self._changed_roles(version) or spec is None \
+                or not spec.groups_of(self.settings.node):
+            return False
+        self._write_track(TRIAL_TRACK, 1)
+        held = sorted(g for g, state in self.status.vrrp.items() if state == "MASTER")
+        log.info("event=canary_trial_start version=%d roles=%s holds=%s", version.number,
+                 ",".join(sorted(mine)), ",".join(held) or "-")
+        if held:
+            self._hand_over(held)
+        return True
+
+    def _hand_over(self, groups: list[str]) -> None:
+        """FAULT for a moment (the yield file): the VIPs go to another member even under
+        nopreempt. Wait, bounded, until another member reports MASTER of each group; with
+        nobody else there the node takes them back (still at the trial's priority)."""
+        self._write_track(YIELD_TRACK, 1)
+        deadline = time.monotonic() + HANDOVER_WAIT
+        taken = False
+        try:
+            while not taken and time.monotonic() < deadline:
+                try:
+                    masters = ClusterView.of(None, None, self.store.statuses()).masters()
+                    taken = all(any(n != self.settings.node for n in masters.get(g, ()))
+                                for g in groups)
+                except StoreError:
+                    pass
+                if not taken:
+                    time.sleep(0.05)
+        finally:
+            self._write_track(YIELD_TRACK, 0)
+        if taken:
+            log.info("event=canary_handed_over groups=%s", ",".join(groups))
+        else:
+            log.warning("event=canary_handover_unconfirmed groups=%s waited=%.1f",
+                        ",".join(groups), HANDOVER_WAIT)
+
+    def _end_trial(self, version: ConfigVersion) -> None:
+        try:
+            self._write_track(TRIAL_TRACK, 0)
+        except OSError as exc:
+            log.error("event=canary_trial_end_failed reason=%r", describe(exc))
+            return
+        log.info("event=canary_trial_end version=%d", version.number)
 
     def _beat_while_applying(self, version: ConfigVersion, done: threading.Event) -> None:
         """Reloads and health waits can take long: the status keeps its heartbeat meanwhile

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 
 import pytest
@@ -219,3 +220,63 @@ def test_a_yield_track_file_hands_the_vip_over_under_nopreempt(lab_factory):
     wait_until(lambda: "group=web state=BACKUP" in lab.log(first).split(
         "event=vrrp_state")[-1], 10, what=f"{first.name} back to BACKUP")
     assert lab.holder() == other.name
+
+
+PUBLISH_WITH_CANARY = """
+import sys
+from pathlib import Path
+from stackha.coordinator.configset import load_configs
+from stackha.coordinator.publish import now_utc
+from stackha.model.bundle import ConfigVersion, serialise_version
+from stackha.store.connect import open_store
+configs, hosts, canary = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+found, problems = load_configs(configs)
+assert found is not None, [str(p) for p in problems]
+store = open_store(found.spec, hosts, "coordinator")
+number = store.publish(lambda n: serialise_version(ConfigVersion(
+    n, found.bundle, now_utc(), "test", "trial", {"nginx": canary})), store.current_number())
+print(number)
+"""
+
+
+def test_a_canary_holding_the_vip_hands_it_over_and_its_rejected_version_is_never_served(
+        lab):
+    """The canary (named by the version: here the MASTER, as a stale status could make it)
+    yields the VIP before it loads, keeps its priority below the other member during the
+    trial, and the version that fails its health check never answers through the VIP."""
+    import threading
+
+    from testkit.netlab import http_get, in_ns
+
+    assert lab.holder() == "nginx1"
+    wait_until(lambda: http_get(lab.client, f"http://{VIP}/") not in (None, ""), 20,
+               what="the VIP to serve version 1")
+    (lab.configs / "nginx/html/index.html").write_text("REJECTED\n")
+    conf = lab.configs / "nginx/nginx.conf"
+    conf.write_text(conf.read_text().replace('return 200 "ok\\n";', 'return 503 "no\\n";'))
+    seen: list[str | None] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            seen.append(http_get(lab.client, f"http://{VIP}/"))
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        done = in_ns(lab.net.lan, sys.executable, "-c", PUBLISH_WITH_CANARY, str(lab.configs),
+                     lab.net.zookeeper.hosts, "nginx1")
+        int(done.stdout.strip())
+        wait_until(lambda: "event=rollback " in lab.log(lab.n1), 40,
+                   what="the canary to roll the version back")
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        prober.join(timeout=10)
+    rejected = seen.count("REJECTED\n")
+    assert seen and rejected == 0, f"{rejected} of {len(seen)} answers were the rejected page"
+    log = lab.log(lab.n1)
+    assert "event=canary_handed_over groups=web" in log
+    assert log.index("event=canary_handed_over") < log.index("event=rollback")
+    assert any(answer for answer in seen)  # the VIP kept answering with the old version
+    wait_until(lambda: lab.holder() == "nginx1", 15, what="nginx1 master again after its trial")
