@@ -130,9 +130,10 @@ def _instance_block(spec: StackSpec, group: VrrpGroup, node: str,
         lines.append("    }")
     lines.append("    track_file {")
     if member.priority > 1:
-        # Down to priority 1, not below: keepalived sends an instance whose priority the
-        # track files take to 0 or less into FAULT (seen with 150 - 254), and a canary must
-        # still take the VIP when nobody else can serve. (Weight 0 would mean FAULT too.)
+        # Down to priority 1, and no further: keepalived sends an instance to FAULT when a
+        # track file's value x weight is below -253 (keepalived.conf(5), track_file; seen
+        # with weight -254), and a canary must still take the VIP when nobody else can
+        # serve. Weight 0 would mean FAULT too, so priority 1 carries no trial weight.
         lines.append(f"        stackha_trial weight {-(member.priority - 1)}")
     lines += ["        stackha_yield", "    }"]
     lines.append("    virtual_ipaddress {")
