@@ -68,6 +68,8 @@ _REJECTED_KEPT = 50
 # agent reports the new state at once; 3 s leaves room for a loaded host, and bounds the
 # wait when nobody else can take over (the canary then keeps the VIP at its trial priority).
 HANDOVER_WAIT = 3.0
+# While applying, how often the status thread looks for a VRRP change to report.
+APPLY_VRRP_POLL = 0.1
 
 
 def _write_state(path: Path, content: bytes) -> None:
@@ -144,6 +146,9 @@ class Agent:
         self._members_by_vrid: dict[int, set[Any]] = {}
         self._pending: PendingVersion | None = None
         self._applying: ConfigVersion | None = None
+        # VRRP states as keepalived's notify FIFO delivers them, for the status written while
+        # the event loop applies a version (one writer thread, whole-value assignments).
+        self._live_vrrp: dict[str, str] = {}
         self._specs: dict[tuple[int, str], StackSpec | None] = {}
         self._specs_lock = threading.Lock()  # keepalived's supervisor thread reads it too
         settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -622,17 +627,31 @@ class Agent:
         log.info("event=canary_trial_end version=%d", version.number)
 
     def _beat_while_applying(self, version: ConfigVersion, done: threading.Event) -> None:
-        """Reloads and health waits can take long: the status keeps its heartbeat meanwhile
-        and says which version is being applied (in ``health``, one entry per role)."""
-        while not done.wait(self.settings.heartbeat):
-            status = replace(self.status, heartbeat=_now(), health=MappingProxyType(
-                {role: f"applying version {version.number}" for role in self.resources}))
+        """Reloads and health waits can take long: the status keeps its heartbeat meanwhile,
+        says which version is being applied (in ``health``, one entry per role), and carries
+        VRRP changes as keepalived reports them (the event loop is busy applying), so that
+        whoever reads it sees a canary that became MASTER during its trial when it did."""
+        last_beat = time.monotonic()
+        shown = dict(self.status.vrrp)
+        while not done.wait(APPLY_VRRP_POLL):
+            vrrp = dict(self._live_vrrp)
+            if vrrp == shown and time.monotonic() - last_beat < self.settings.heartbeat:
+                continue
+            shown, last_beat = vrrp, time.monotonic()
+            status = replace(self.status, heartbeat=_now(), vrrp=MappingProxyType(vrrp),
+                             health=MappingProxyType({role: f"applying version {version.number}"
+                                                      for role in self.resources}))
             if self.zk_state != ConnectionState.CONNECTED:
                 continue
             try:
                 self.store.put_status(status)
             except Exception as exc:  # StoreError, or kazoo failing in a way it should not
                 log.warning("event=status_write_failed reason=%r", describe(exc))
+
+    def _on_notify(self, group: str, state: str) -> None:
+        """keepalived's notify FIFO (its own thread): the live state, then the event loop."""
+        self._live_vrrp[group] = state
+        self.events.put(("vrrp", (group, state)))
 
     def _apply(self, version: ConfigVersion) -> bool:
         spec = self._spec_of(version)
@@ -698,8 +717,7 @@ class Agent:
             return
         if not self.keepalived.config.exists():
             return
-        NotifyFifo(vrrp.fifo,
-                   lambda group, state, _prio: self.events.put(("vrrp", (group, state)))).start()
+        NotifyFifo(vrrp.fifo, lambda group, state, _prio: self._on_notify(group, state)).start()
         if vrrp.watch_vrids:
             VridWatch(lambda: self._members_by_vrid,
                       lambda advert: self.events.put(("conflict", advert))).start()

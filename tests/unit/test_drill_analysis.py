@@ -9,6 +9,7 @@ from stackha.lab.drill.analysis import (
     StatusSample,
     describe_masters,
     master_history,
+    master_while_serving,
     nodes_that_applied,
     non_green_seconds,
     outages,
@@ -129,3 +130,14 @@ def test_master_history_lists_changes_only():
     history = master_history(readings, "web")
     assert history == [(0, ("n1",)), (2, ("n1", "n2")), (4, ()), (5, ("n1",))]
     assert describe_masters(history) == "n1 → n1+n2 (2.0 s) → none (4.0 s) → n1 (5.0 s)"
+
+
+def test_a_canary_counts_as_serving_through_a_vip_only_while_master_during_its_trial():
+    readings = [reading(0, masters={"web": ("nginx2",)}), reading(5, masters={"web": ("nginx1",)}),
+                reading(20, masters={"web": ("nginx2",)})]
+    trial = [8.0, 9.0, 10.0]  # its own address served the marked page from 8 s to 10 s
+    assert not master_while_serving(readings, "nginx2", trial)
+    assert not master_while_serving(readings, "nginx2", [])
+    readings.insert(2, reading(9.5, masters={"web": ("nginx2",)}))
+    assert master_while_serving(readings, "nginx2", trial)
+    assert master_while_serving([reading(10.8, masters={"web": ("nginx2",)})], "nginx2", trial)

@@ -212,3 +212,20 @@ def describe_masters(changes: Sequence[tuple[float, tuple[str, ...]]]) -> str:
         who = "+".join(masters) if masters else "none"
         parts.append(who if index == 0 else f"{who} ({t:.1f} s)")
     return " → ".join(parts)
+
+
+# Status lags the data plane: an agent reports a VRRP change after keepalived's notify, and a
+# canary busy loading reports it once its apply returns (seen up to about 1 s in the lab).
+MASTER_REPORT_SLACK = 1.0
+
+
+def master_while_serving(series: Sequence[StatusSample], node: str,
+                         marked: Sequence[float], slack: float = MASTER_REPORT_SLACK) -> bool:
+    """Whether status showed ``node`` as a VRRP master while it was serving what its probe
+    marked (from its first to its last marked answer, widened by ``slack``): a canary that
+    held a VIP only before or after its trial did not serve the trial through it."""
+    if not marked:
+        return False
+    start, end = min(marked) - slack, max(marked) + slack
+    return any(node in nodes for s in series if start <= s.t <= end
+               for nodes in s.masters.values())

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from stackha.lab.drill.analysis import StatusSample, nodes_that_applied
+from stackha.lab.drill.analysis import StatusSample, master_while_serving, nodes_that_applied
 from stackha.lab.drill.faults import nginx_nodes
 from stackha.lab.drill.lab import DrillLab
 from stackha.lab.drill.probes import WebProbe
@@ -151,14 +151,15 @@ class _BadConfig(Scenario):
         marked = {name: sum(s.marked for s in p.samples()) for name, p in ctx.probers.items()}
         served_by = sorted(name for name, count in marked.items() if count)
         canary = ctx.state.get("canary")
-        after = [s for s in series if s.t >= ctx.events["inject"]]
-        held_vip = bool(canary) and any(canary in nodes for s in after
-                                        for nodes in s.masters.values())
+        own = ctx.probers.get(f"web@{canary}") if canary else None
+        held_vip = bool(canary) and master_while_serving(
+            series, str(canary), [s.t for s in own.samples() if s.marked] if own else [])
         # A canary holding no VIP is meant to load it: only what clients or the other nodes
-        # served counts as served. One that was a VRRP master counts like any other node.
+        # served counts as served. One that was a VRRP master while it served the trial
+        # counts like any other node (the VIP probe itself catches what the VIP answered).
         on_trial = f"web@{canary}" if canary and not held_vip else None
         if held_vip:
-            ctx.note(f"the canary {canary} was a VRRP master during the trial")
+            ctx.note(f"the canary {canary} was a VRRP master while it served the trial")
         # True already when the coordinator published what it had to refuse (inject).
         ctx.served_rejected = bool(ctx.served_rejected or applied
                                    or [n for n in served_by if n != on_trial])
