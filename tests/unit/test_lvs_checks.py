@@ -6,17 +6,20 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
-from stackha.lvs.health import Verdict, select
+from stackha.lvs.health import Probe, Verdict, select
 from stackha.lvs.nftrender import Backend
+from stackha.lvs.node import LvsSettings, director_plan
 from stackha.lvs.status import LiveRule, as_json, nft_view, render_table
 from stackha.model.problems import errors
 from stackha.model.spec import LvsService, parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
+from tests.unit.test_lvs_greeting import greeting, serving
 
 EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()
 
@@ -254,3 +257,20 @@ def test_lvs_status_shows_panic(tmp_path):
     assert as_json([view])[0]["panic"] is True
     [calm] = nft_view(live, {"services": [{**document["services"][0], "panic": False}]})
     assert "PANIC" not in render_table([calm])
+
+
+def test_mycat_services_greet_every_check_and_log_in_with_the_plan(tmp_path):
+    spec, _ = parse_spec(EXAMPLE.replace("engine: auto", "engine: nftables"), "stackha.yaml")
+    assert spec is not None
+    plan = director_plan(spec, "director1", LvsSettings(tmp_path), ipvs_ok=False)
+    assert plan is not None and plan.services[0].login is not None
+    tcp, _ = parse_spec(EXAMPLE.replace("engine: auto", "engine: nftables")
+                        .replace("check: mycat", "check: tcp"), "stackha.yaml")
+    assert tcp is not None
+    tcp_plan = director_plan(tcp, "director1", LvsSettings(tmp_path), ipvs_ok=False)
+    assert tcp_plan is not None and tcp_plan.services[0].login is None
+    probe = Probe("mycat", 0, 1.0)
+    with serving(greeting()) as port:
+        assert replace(probe, port=port)("127.0.0.1") is None
+    with serving(b"mycat2\n") as port:  # a TCP connect alone would have passed this
+        assert "not a MySQL greeting" in (replace(probe, port=port)("127.0.0.1") or "")
