@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from stackha.lvs.node import DIRECTOR_STATE
 from stackha.lvs.status import parse_live_table
 from testkit import EXAMPLE_CONFIGS
 from testkit.netlab import (
@@ -198,6 +199,16 @@ class LvsLab:
 
     def forwards_to(self, director: str, names: tuple[str, ...]) -> bool:
         return self.forwarded_macs(director) == {self.mac(n) for n in names}
+
+    def director_state(self, director: str) -> dict:
+        """The one service of the director's state file (what `stackha lvs status` reads)."""
+        path = self.node_dir(director) / "state" / DIRECTOR_STATE
+        return json.loads(path.read_text())["services"][0]
+
+    def judged(self, director: str) -> dict[str, bool]:
+        """Realserver name: healthy, as the director's checks say (not what it forwards to)."""
+        return {row["name"]: row["healthy"]
+                for row in self.director_state(director)["realservers"]}
 
     def connect(self, count: int = 20, timeout: float = 1.0) -> list[str]:
         done = in_ns(self.client.ns, sys.executable, "-c", CLIENT, VIP, str(PORT), str(count),

@@ -1,10 +1,11 @@
 """The nftables director engine: health-check the realservers, keep the forwarding table.
 
 A thread of its own probes every realserver each check interval, resolves the MACs of the
-healthy ones and, when the rendered ruleset differs from the one loaded, replaces the whole
-table in one ``nft -f`` transaction. It never removes the table when it stops: losing the
-agent must not stop the forwarding. The same thread survives any error of a round (logged,
-retried next interval), so it needs no outside supervisor.
+healthy ones (of all of them in panic: fewer than the service's ``panic_threshold`` percent
+pass, see ``health.select``) and, when the rendered ruleset differs from the one loaded,
+replaces the whole table in one ``nft -f`` transaction. It never removes the table when it
+stops: losing the agent must not stop the forwarding. The same thread survives any error of a
+round (logged, retried next interval), so it needs no outside supervisor.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackha.lvs.health import Verdict
+from stackha.lvs.health import Selection, Verdict, select
 from stackha.lvs.neighbours import interface_mac, resolve_mac
 from stackha.lvs.nft import NftError, nft_load
 from stackha.lvs.nftrender import (
@@ -37,21 +38,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DirectedService:
+    """``probe`` runs every check; ``login``, the costlier full check, every
+    ``service.check_login_every``-th one (and while a realserver is not cleanly up)."""
+
     service: LvsService
     backends: tuple[Backend, ...]
     probe: Callable[[str], str | None]
+    login: Callable[[str], str | None] | None = None
 
 
 @dataclass(frozen=True)
 class DirectorPlan:
     device: str
     services: tuple[DirectedService, ...]
-    fall: int = 1
-    rise: int = 2
 
     @property
     def interval(self) -> float:
         return min((s.service.check_interval for s in self.services), default=1.0)
+
+
+def selection(item: DirectedService, verdicts: dict[tuple[str, str], Verdict]) -> Selection:
+    key = service_key(item.service)
+    up = {b.name: v.up if (v := verdicts.get((key, b.name))) else None for b in item.backends}
+    return select(item.backends, up, item.service.panic_threshold)
 
 
 def state_document(plan: DirectorPlan, verdicts: dict[tuple[str, str], Verdict],
@@ -60,16 +69,20 @@ def state_document(plan: DirectorPlan, verdicts: dict[tuple[str, str], Verdict],
     services = []
     for item in plan.services:
         key = service_key(item.service)
+        chosen = selection(item, verdicts)
         rows = []
         for backend in item.backends:
             verdict = verdicts.get((key, backend.name), Verdict())
             rows.append({"name": backend.name, "address": backend.address,
                          "weight": backend.weight, "healthy": bool(verdict.up),
+                         "forwarded": backend.name in chosen.forwarded,
                          "reason": verdict.reason, "mac": macs.get(backend.name)})
         services.append({"vip": str(item.service.vip), "port": item.service.port,
                          "scheduler": item.service.scheduler,
                          "persistence_timeout": item.service.persistence_timeout,
-                         "check": item.service.check, "realservers": rows})
+                         "check": item.service.check, "panic": chosen.panic,
+                         "panic_threshold": item.service.panic_threshold,
+                         "realservers": rows})
     return {"engine": "nftables", "device": plan.device, "services": services}
 
 
@@ -85,6 +98,7 @@ class NftDirector:
         self._plan: DirectorPlan | None = None
         self._verdicts: dict[tuple[str, str], Verdict] = {}
         self._macs: dict[str, str] = {}
+        self._panic: set[str] = set()  # service keys in panic
         self._loaded: str | None = None
         self._written: str | None = None
         self._wake = threading.Event()
@@ -139,12 +153,18 @@ class NftDirector:
             return 1.0
         jobs = {(service_key(item.service), b.name): (item, b)
                 for item in plan.services for b in item.backends}
-        futures = {key: self._pool.submit(item.probe, backend.address)
-                   for key, (item, backend) in jobs.items()}
-        for key, future in futures.items():
+        futures = {}
+        for key, (item, backend) in jobs.items():
+            wanted = (item.service.check_fall, item.service.check_rise)
             verdict = self._verdicts.get(key)
-            if verdict is None or (verdict.fall, verdict.rise) != (plan.fall, plan.rise):
-                verdict = self._verdicts[key] = Verdict(plan.fall, plan.rise)
+            if verdict is None or (verdict.fall, verdict.rise) != wanted:
+                verdict = self._verdicts[key] = Verdict(*wanted)
+            check = item.probe
+            if item.login is not None and verdict.login_due(item.service.check_login_every):
+                check = item.login
+            futures[key] = self._pool.submit(check, backend.address)
+        for key, future in futures.items():
+            verdict = self._verdicts[key]
             if verdict.record(future.result()):
                 log.info("event=realserver_%s service=%s realserver=%s reason=%r",
                          "up" if verdict.up else "down", key[0], key[1], verdict.reason)
@@ -152,12 +172,13 @@ class NftDirector:
             del self._verdicts[key]
         items = []
         for item in plan.services:
-            key = service_key(item.service)
-            healthy = frozenset(b.name for b in item.backends if self._verdicts[(key, b.name)].up)
+            chosen = selection(item, self._verdicts)
+            self._note_panic(item.service, chosen)
             for backend in item.backends:
-                if backend.name in healthy:
+                if backend.name in chosen.forwarded:
                     self._refresh_mac(backend, plan.device)
-            items.append(ForwardingInput(item.service, item.backends, healthy))
+            items.append(ForwardingInput(item.service, item.backends, chosen.forwarded))
+        self._panic &= {service_key(item.service) for item in plan.services}
         own = self._own_mac(plan.device)
         if own is None:
             raise OSError(f"interface {plan.device}: not found or without a MAC")
@@ -175,6 +196,20 @@ class NftDirector:
                                   for i in items))
         self._write_state(state_document(plan, self._verdicts, self._macs))
         return plan.interval
+
+    def _note_panic(self, service: LvsService, chosen: Selection) -> None:
+        key = service_key(service)
+        if chosen.panic == (key in self._panic):
+            return
+        if chosen.panic:
+            self._panic.add(key)
+            log.warning("event=lvs_panic_enter service=%s healthy=%d realservers=%d "
+                        "threshold=%d forwarding=all", key, chosen.healthy, chosen.counted,
+                        service.panic_threshold)
+        else:
+            self._panic.discard(key)
+            log.info("event=lvs_panic_exit service=%s healthy=%d realservers=%d", key,
+                     chosen.healthy, chosen.counted)
 
     def _refresh_mac(self, backend: Backend, device: str) -> None:
         mac = self._resolve(backend.address, device)

@@ -35,8 +35,6 @@ class LvsSettings:
     interface: str | None = None  # overrides the spec's interface for this node
     mycat_password_file: Path | None = None
     ipvs: bool | None = None  # None: probe the kernel
-    fall: int = 1
-    rise: int = 2
 
 
 def director_plan(spec: StackSpec, node: str, settings: LvsSettings,
@@ -53,9 +51,9 @@ def director_plan(spec: StackSpec, node: str, settings: LvsSettings,
                          if (found := spec.node(name)) is not None)
         probe = Probe(service.check, service.port, service.check_timeout,
                       spec.health_check("mycat"), settings.mycat_password_file)
-        directed.append(DirectedService(service, backends, probe))
-    return DirectorPlan(settings.interface or me.interface, tuple(directed),
-                        settings.fall, settings.rise)
+        directed.append(DirectedService(service, backends, probe,
+                                        probe.login if service.check == "mycat" else None))
+    return DirectorPlan(settings.interface or me.interface, tuple(directed))
 
 
 class LvsNode:

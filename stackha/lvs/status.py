@@ -35,6 +35,7 @@ class Virtual:
     protocol: str = "TCP"
     detail: str = ""
     reals: tuple[Real, ...] = field(default_factory=tuple)
+    panic: bool = False  # nftables: the director forwards to every realserver, healthy or not
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def nft_view(rules: list[LiveRule], state: dict[str, Any] | None) -> list[Virtua
                               mac, slots=slots.pop(mac, 0) if mac else 0))
         reals += [Real("?", key[1], None, "?", "?", mac, slots=count)
                   for mac, count in slots.items()]
-        views.append(_nft_virtual(key, live, reals))
+        views.append(_nft_virtual(key, live, reals, _panic_note(service)))
     for key, live in by_key.items():
         if key not in seen:
             reals = [Real("?", key[1], None, "?", "?", mac, slots=count)
@@ -108,14 +109,26 @@ def nft_view(rules: list[LiveRule], state: dict[str, Any] | None) -> list[Virtua
     return views
 
 
-def _nft_virtual(key: tuple[str, int], live: LiveRule | None, reals: list[Real]) -> Virtual:
+def _panic_note(service: dict[str, Any]) -> str:
+    """The director's panic, said on the service line; "" when it trusts its checks."""
+    if not service.get("panic"):
+        return ""
+    counted = [r for r in service.get("realservers", []) if (r.get("weight") or 0) > 0]
+    healthy = sum(1 for r in counted if r.get("healthy"))
+    return f"PANIC: {healthy} of {len(counted)} realservers healthy, forwarding to all"
+
+
+def _nft_virtual(key: tuple[str, int], live: LiveRule | None, reals: list[Real],
+                 panic: str = "") -> Virtual:
     if live is None:
         detail = "not forwarding (no healthy realserver)"
         scheduler = "-"
     else:
         detail = f"dev {live.device} packets {live.packets}"
         scheduler = "hash(" + ("saddr" if live.hashing == "source" else "conn") + ")"
-    return Virtual("nftables", key[0], key[1], scheduler, detail=detail, reals=tuple(reals))
+    detail = f"{detail} {panic}".rstrip()
+    return Virtual("nftables", key[0], key[1], scheduler, detail=detail, reals=tuple(reals),
+                   panic=bool(panic))
 
 
 def _hex_endpoint(text: str) -> tuple[str, int]:
@@ -173,5 +186,5 @@ def render_table(views: list[Virtual]) -> str:
 
 def as_json(views: list[Virtual]) -> list[dict[str, Any]]:
     return [{"engine": v.engine, "protocol": v.protocol, "vip": v.vip, "port": v.port,
-             "scheduler": v.scheduler, "detail": v.detail,
+             "scheduler": v.scheduler, "detail": v.detail, "panic": v.panic,
              "realservers": [r.__dict__ for r in v.reals]} for v in views]

@@ -132,6 +132,20 @@ class LvsService:
     check_interval: float = 1.0
     check_timeout: float = 1.0
     weights: tuple[int, ...] = ()
+    # Issue #16, measured on a loaded 2-CPU host: with fall 1 and a full MySQL login every
+    # 0.5 s, a starved checker took realservers out after one late answer and emptied the
+    # pool (17.4 s of MySQL-VIP outage in one drill). Two in a row is the least that tells a
+    # dead realserver from one late check; it costs one check interval per real failure.
+    check_fall: int = 2
+    check_rise: int = 2
+    # Every check connects and reads the server greeting; every Nth also logs in and runs
+    # `select 1` (check_mysql). 10 at the example's 0.5 s interval: a broken login or backend
+    # is seen within 5 s, at a tenth of the login load.
+    check_login_every: int = 10
+    # Envoy's panic mode: below this share (percent) of healthy realservers, forward to all of
+    # them as if healthy; 0 turns it off. At 50 with three realservers, one down is trusted,
+    # two down at once is more likely the checker than the realservers.
+    panic_threshold: int = 50
 
     def __post_init__(self) -> None:
         if self.weights and len(self.weights) != len(self.realservers):
@@ -484,7 +498,8 @@ def _parse_realservers(r: _Reader, data: dict[str, Any],
 def _parse_lvs(r: _Reader, value: Any, path: str) -> LvsService | None:
     data = r.mapping(value, path, ("vip", "port", "realservers"),
                      ("scheduler", "persistence_timeout", "protocol", "engine", "check",
-                      "check_interval", "check_timeout"))
+                      "check_interval", "check_timeout", "check_fall", "check_rise",
+                      "check_login_every", "panic_threshold"))
     if data is None:
         return None
     try:
@@ -512,7 +527,21 @@ def _parse_lvs(r: _Reader, value: Any, path: str) -> LvsService | None:
                       lambda v: None if v in ("tcp", "mycat") else "must be tcp or mycat"),
         check_interval=r.typed(data, "check_interval", path, float, 1.0, _between(0.05, 3600)),
         check_timeout=r.typed(data, "check_timeout", path, float, 1.0, _between(0.05, 3600)),
+        check_fall=r.typed(data, "check_fall", path, int, 2, _at_least_2),
+        check_rise=r.typed(data, "check_rise", path, int, 2, _at_least_2),
+        # MySQL blocks a host after max_connect_errors (default 100) interrupted handshakes
+        # in a row, and a greeting check is one; a login resets the count, so N stays well
+        # below 100.
+        check_login_every=r.typed(data, "check_login_every", path, int, 10, _between(1, 50)),
+        panic_threshold=r.typed(data, "panic_threshold", path, int, 50, _between(0, 100)),
     )
+
+
+def _at_least_2(value: int) -> str | None:
+    if value < 2:
+        return ("must be at least 2: one failed check must not take a realserver out "
+                "(a starved checker emptied the pool, issue #16)")
+    return _between(2, 255)(value)
 
 
 def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:

@@ -146,8 +146,8 @@ def test_a_stopped_realserver_leaves_the_set_and_returns_when_healthy(lab):
     wait_until(lambda: lab.forwards_to("director1", ("mycat1", "mycat3")), 10,
                interval=0.02, what="mycat2 to leave director1's set")
     took = time.monotonic() - stopped
-    # one check round (fall 1), plus the probe's own timeout and nft's run time
-    assert took < CHECK_INTERVAL + CHECK_TIMEOUT + 0.5, took
+    # two check rounds (fall 2), plus the probe's own timeout and nft's run time
+    assert took < 2 * CHECK_INTERVAL + CHECK_TIMEOUT + 0.5, took
     wait_until(lambda: lab.forwards_to("director2", ("mycat1", "mycat3")), 5,
                what="mycat2 to leave director2's set")
     answers = lab.connect(30)
@@ -161,6 +161,54 @@ def test_a_stopped_realserver_leaves_the_set_and_returns_when_healthy(lab):
     wait_until(lambda: lab.forwards_to("director2", REALSERVERS), 5,
                what="mycat2 back in director2's set")
     assert "mycat2" in lab.connect(30)
+
+
+def test_two_of_three_failing_at_once_is_panic_and_all_stay_forwarded(lab):
+    """Issue #16: a starved director judged realservers down on late checks and emptied the
+    pool. With fewer than half passing it now trusts the realservers over its checks (panic,
+    as in Envoy) and keeps forwarding to all three; when they pass again it selects normally.
+    Two stopped servers stand in for two checks failing at once."""
+    failing = ("mycat2", "mycat3")
+    for name in failing:
+        lab.stop_server(name)
+    try:
+        for director in DIRECTORS:
+            wait_until(lambda d=director: lab.judged(d) == {"mycat1": True, "mycat2": False,
+                                                            "mycat3": False}, 20,
+                       what=f"{director} to judge mycat2 and mycat3 down")
+        for director in DIRECTORS:
+            # the state file is written after the round's table: it is the table judged so
+            assert lab.forwards_to(director, REALSERVERS), lab.forwarded_macs(director)
+            assert lab.director_state(director)["panic"] is True
+            assert ("event=lvs_panic_enter service=10.99.0.200:8066 healthy=1 realservers=3 "
+                    "threshold=50") in lab.log(director)
+        done = lab.stackha("director1", "lvs", "status", "--state-dir",
+                           str(lab.node_dir("director1") / "state"))
+        assert done.returncode == 0, done.stderr
+        service_line = next(x for x in done.stdout.splitlines() if x.startswith("TCP "))
+        assert "PANIC: 1 of 3 realservers healthy, forwarding to all" in service_line
+        assert "mycat1" in lab.connect(30)  # the one left keeps answering its share
+    finally:
+        for name in failing:
+            lab.start_server(name)
+    for director in DIRECTORS:
+        wait_until(lambda d=director: all(lab.judged(d).values())
+                   and not lab.director_state(d)["panic"], 20,
+                   what=f"{director} to judge all healthy and leave panic")
+        assert lab.forwards_to(director, REALSERVERS)
+        assert "event=lvs_panic_exit service=10.99.0.200:8066 healthy=" in lab.log(director)
+    # Normal selection again: one of three down (2 of 3 pass) leaves the set.
+    lab.stop_server("mycat3")
+    try:
+        wait_until(lambda: lab.judged("director1")["mycat3"] is False, 20,
+                   what="director1 to judge mycat3 down")
+        assert lab.forwards_to("director1", ("mycat1", "mycat2"))
+        assert lab.director_state("director1")["panic"] is False
+    finally:
+        lab.start_server("mycat3")
+    for director in DIRECTORS:
+        wait_until(lambda d=director: lab.forwards_to(d, REALSERVERS), 20,
+                   what=f"{director} to forward to all realservers again")
 
 
 def test_persistence_keeps_a_client_on_one_realserver(lab):

@@ -50,6 +50,8 @@ def test_a_round_loads_only_when_the_set_changes(tmp_path):
     assert len(loaded) == 1  # nothing changed: nft is not run again
     down.add("10.0.0.32")
     director.tick()
+    assert len(loaded) == 1  # fall 2: one failure is not enough
+    director.tick()  # 1 of 2 pass: at the 50% panic threshold, not below it
     assert len(loaded) == 2 and MACS["10.0.0.32"] not in loaded[1]
     state = json.loads((tmp_path / "lvs-director.json").read_text())
     rows = {r["name"]: r for r in state["services"][0]["realservers"]}
