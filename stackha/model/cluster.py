@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stackha.model.spec import StackSpec
-from stackha.model.status import NodeStatus
+from stackha.model.status import NodeStatus, interval_or_none
 
 MASTER = "MASTER"
 STALE = "STALE"
@@ -62,6 +62,8 @@ def report_age(status: NodeStatus, now: datetime) -> float | None:
     beat = parse_time(status.heartbeat)
     if beat is None:
         return None
+    if now.tzinfo is None:  # a naive now is taken as UTC, like a naive heartbeat
+        now = now.replace(tzinfo=UTC)
     # A node's clock ahead of the reader's would give a negative age: say fresh, not nonsense.
     return round(max(0.0, (now - beat).total_seconds()), 1)
 
@@ -167,7 +169,6 @@ class ClusterView:
             nodes.append((name, roles))
             if entry.get("reporting"):
                 applied = entry.get("applied_version")
-                interval = entry.get("heartbeat_interval")
                 # ``reported_vrrp`` is what the node said; ``vrrp`` hides a stale one's claims.
                 vrrp = entry.get("reported_vrrp", entry.get("vrrp")) or {}
                 statuses[name] = NodeStatus(
@@ -178,9 +179,7 @@ class ClusterView:
                     health=_frozen({str(k): str(v)
                                     for k, v in (entry.get("health") or {}).items()}),
                     heartbeat=str(entry.get("heartbeat") or ""),
-                    heartbeat_interval=float(interval)
-                    if isinstance(interval, int | float) and not isinstance(interval, bool)
-                    and interval > 0 else None)
+                    heartbeat_interval=interval_or_none(entry.get("heartbeat_interval")))
         groups = {str(g): tuple(str(m) for m in members)
                   for g, members in (doc.get("vrrp_groups") or {}).items()}
         # The ages are judged again at the time the document was read, not at reading it back.

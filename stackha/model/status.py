@@ -115,7 +115,7 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _interval_or_none(value: Any) -> float | None:
+def interval_or_none(value: Any) -> float | None:
     # A nonsense interval would make a dead node look fresh (or a live one stale): ignored.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -151,7 +151,7 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         vrrp=_str_map(raw.get("vrrp")),
         health=_str_map(raw.get("health")),
         heartbeat=str(raw.get("heartbeat") or ""),
-        heartbeat_interval=_interval_or_none(raw.get("heartbeat_interval")),
+        heartbeat_interval=interval_or_none(raw.get("heartbeat_interval")),
         agent_version=str(raw.get("agent_version") or ""),
         zookeeper=str(raw.get("zookeeper") or ""),
         vrid_conflicts=tuple(str(c) for c in conflicts) if isinstance(conflicts, list) else (),
