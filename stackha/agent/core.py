@@ -138,7 +138,7 @@ class Agent:
         self.applied: ConfigVersion | None = None
         self.rejected: set[int] = set()
         self.status = NodeStatus(node=settings.node, agent_version=__version__,
-                                 canary_capable=True)
+                                 canary_capable=True, heartbeat_interval=settings.heartbeat)
         self.zk_state = "CONNECTING"
         self._watching = False
         self._stopping = False

@@ -1,9 +1,11 @@
-"""``stackha status``: every node's applied version, VRRP state and health (ClusterView)."""
+"""``stackha status``: every node's applied version, VRRP state, health and report age
+(ClusterView)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from stackha.cli.lab import add_lab_arguments
@@ -24,7 +26,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             write(table + "\n")
     store = open_store(spec, args.zk, "coordinator")
     try:
-        view = ClusterView.of(spec, store.current_number(), store.statuses())
+        current, statuses = store.current_number(), store.statuses()
+        # Taken once the reports are in: each report's age is judged at reading it.
+        view = ClusterView.of(spec, current, statuses, datetime.now(UTC))
     finally:
         store.close()
     if args.json:

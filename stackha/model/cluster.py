@@ -10,19 +10,62 @@ is healthy with no error; every VRRP group has exactly one MASTER (none: nobody 
 several: split brain) and each reporting member of a group reports a state for it. Ready (what
 ``stackha up`` waits for) is the same without the per-member VRRP state and the error line,
 and a node whose last error names the current version has *failed*: waiting will not help.
+
+Stale: a status znode is ephemeral, so a hard-killed node's last report stays until its
+ZooKeeper session expires (session_timeout later) and would still say MASTER and healthy. Each
+report's age is taken against ``now`` (given by the caller: nothing here reads a clock); one
+older than ``stale_after`` its own heartbeat interval is STALE: not believed. Its MASTER claims
+count for nobody, so split brain is claimed only from fresh reports; a stale MASTER claim next
+to a fresh one is only *suspected* split brain. A view without ``now`` (the agent's own watch)
+judges no age, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from stackha.model.spec import StackSpec
-from stackha.model.status import NodeStatus
+from stackha.model.status import NodeStatus, interval_or_none
 
 MASTER = "MASTER"
+STALE = "STALE"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what agents write in ``heartbeat``
+# An agent too old to report its interval ran with the agent's default (--heartbeat 5).
+DEFAULT_HEARTBEAT_S = 5.0
+# A live agent's writes can be late by a slow health probe or a ZooKeeper hiccup: three
+# missed beats plus a little grace before a report is not believed.
+STALE_BEATS = 3
+STALE_GRACE_S = 2.0
+
+
+def stale_after(status: NodeStatus) -> float:
+    """Seconds after its heartbeat at which this report is stale."""
+    interval = status.heartbeat_interval or DEFAULT_HEARTBEAT_S
+    return STALE_BEATS * interval + STALE_GRACE_S
+
+
+def parse_time(text: str) -> datetime | None:
+    """A heartbeat or ``read_at`` as an aware UTC time; None when it does not parse."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def report_age(status: NodeStatus, now: datetime) -> float | None:
+    """Seconds since the report's heartbeat (0.1 s steps); None when it has none readable."""
+    beat = parse_time(status.heartbeat)
+    if beat is None:
+        return None
+    if now.tzinfo is None:  # a naive now is taken as UTC, like a naive heartbeat
+        now = now.replace(tzinfo=UTC)
+    # A node's clock ahead of the reader's would give a negative age: say fresh, not nonsense.
+    return round(max(0.0, (now - beat).total_seconds()), 1)
 
 
 @dataclass(frozen=True)
@@ -31,19 +74,36 @@ class NodeRow:
     roles: tuple[str, ...]
     status: NodeStatus | None
     current: int | None
+    # Seconds since its heartbeat, None when not known (no now given, no readable heartbeat).
+    age: float | None = None
+    stale: bool = False
+    stale_after_s: float | None = None  # the age from which this report is stale
 
     @property
     def drift(self) -> bool:
         return self.status is None or self.status.applied_version != self.current
+
+    def vrrp(self) -> dict[str, str]:
+        """The VRRP states to show: a stale report's claims are not believed, so not shown."""
+        if self.status is None:
+            return {}
+        return {g: STALE if self.stale else st for g, st in self.status.vrrp.items()}
+
+    def why_stale(self) -> str:
+        return f"report stale ({self.age:.1f} s old)"
 
     def as_dict(self) -> dict[str, object]:
         s = self.status
         return {
             "node": self.node, "roles": list(self.roles), "reporting": s is not None,
             "applied_version": s.applied_version if s else None, "current_version": self.current,
-            "drift": self.drift, "vrrp": dict(s.vrrp) if s else {},
+            "drift": self.drift, "vrrp": self.vrrp(),
             "health": dict(s.health) if s else {}, "last_error": s.last_error if s else "",
             "heartbeat": s.heartbeat if s else "",
+            # What the node said, for a stale one too (``vrrp`` says STALE instead).
+            "reported_vrrp": dict(s.vrrp) if s else {},
+            "heartbeat_interval": s.heartbeat_interval if s else None,
+            "report_age_s": self.age, "stale": self.stale, "stale_after_s": self.stale_after_s,
         }
 
 
@@ -83,16 +143,20 @@ class ClusterView:
     nodes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Each VRRP group's members.
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _frozen({}))
+    # When the statuses were read (aware). None: no report's age is judged, none is stale.
+    now: datetime | None = None
 
     @classmethod
     def of(cls, spec: StackSpec | None, current: int | None,
-           statuses: Mapping[str, NodeStatus | None]) -> ClusterView:
+           statuses: Mapping[str, NodeStatus | None],
+           now: datetime | None = None) -> ClusterView:
         reported = {n: s for n, s in statuses.items() if s is not None}
         if spec is None:
-            return cls(current, _frozen(reported))
+            return cls(current, _frozen(reported), now=now)
         return cls(current, _frozen(reported),
                    tuple((n.name, n.roles) for n in spec.nodes),
-                   _frozen({g.name: tuple(m.node for m in g.members) for g in spec.vrrp_groups}))
+                   _frozen({g.name: tuple(m.node for m in g.members) for g in spec.vrrp_groups}),
+                   now)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> ClusterView:
@@ -105,45 +169,77 @@ class ClusterView:
             nodes.append((name, roles))
             if entry.get("reporting"):
                 applied = entry.get("applied_version")
+                # ``reported_vrrp`` is what the node said; ``vrrp`` hides a stale one's claims.
+                vrrp = entry.get("reported_vrrp", entry.get("vrrp")) or {}
                 statuses[name] = NodeStatus(
                     node=name, roles=roles,
                     applied_version=applied if isinstance(applied, int) else None,
                     last_error=str(entry.get("last_error") or ""),
-                    vrrp=_frozen({str(k): str(v) for k, v in (entry.get("vrrp") or {}).items()}),
+                    vrrp=_frozen({str(k): str(v) for k, v in vrrp.items()}),
                     health=_frozen({str(k): str(v)
                                     for k, v in (entry.get("health") or {}).items()}),
-                    heartbeat=str(entry.get("heartbeat") or ""))
+                    heartbeat=str(entry.get("heartbeat") or ""),
+                    heartbeat_interval=interval_or_none(entry.get("heartbeat_interval")))
         groups = {str(g): tuple(str(m) for m in members)
                   for g, members in (doc.get("vrrp_groups") or {}).items()}
-        return cls(doc.get("current_version"), _frozen(statuses), tuple(nodes), _frozen(groups))
+        # The ages are judged again at the time the document was read, not at reading it back.
+        read_at = doc.get("read_at")
+        now = parse_time(read_at) if isinstance(read_at, str) else None
+        return cls(doc.get("current_version"), _frozen(statuses), tuple(nodes), _frozen(groups),
+                   now)
 
     # per node ------------------------------------------------------------------------------
     def rows(self) -> list[NodeRow]:
         """Expected nodes first, in order; then nodes that report but are not expected."""
-        rows = [NodeRow(name, roles, self.statuses.get(name), self.current)
-                for name, roles in self.nodes]
         known = {name for name, _ in self.nodes}
-        rows += [NodeRow(name, s.roles, s, self.current)
-                 for name, s in sorted(self.statuses.items()) if name not in known]
-        return rows
+        named = [(name, roles, self.statuses.get(name)) for name, roles in self.nodes]
+        named += [(name, s.roles, s) for name, s in sorted(self.statuses.items())
+                  if name not in known]
+        return [self._row(name, roles, s) for name, roles, s in named]
+
+    def _row(self, name: str, roles: tuple[str, ...], status: NodeStatus | None) -> NodeRow:
+        if status is None or self.now is None:
+            return NodeRow(name, roles, status, self.current)
+        age, limit = report_age(status, self.now), stale_after(status)
+        # No readable heartbeat: its age is unknown, not proven old (as before this check).
+        stale = age is not None and age > limit
+        return NodeRow(name, roles, status, self.current, age, stale, limit)
+
+    def stale(self) -> list[NodeRow]:
+        return [row for row in self.rows() if row.stale]
 
     def drifting(self) -> list[str]:
         return [row.node for row in self.rows() if row.drift]
 
     # per group -----------------------------------------------------------------------------
-    def masters(self) -> dict[str, tuple[str, ...]]:
-        """Every group known (from the groups or from any report) -> who claims MASTER."""
+    def _claims(self, stale: bool) -> dict[str, tuple[str, ...]]:
         claims: dict[str, list[str]] = {g: [] for g in self.groups}
         for row in self.rows():
             for group, state in (row.status.vrrp.items() if row.status else ()):
                 claims.setdefault(group, [])
-                if state == MASTER:
+                if state == MASTER and row.stale == stale:
                     claims[group].append(row.node)
         return {g: tuple(sorted(nodes)) for g, nodes in claims.items()}
 
+    def masters(self) -> dict[str, tuple[str, ...]]:
+        """Every group known (from the groups or from any report) -> who claims MASTER in a
+        fresh report (a stale report's claim is no MASTER: see ``stale_claims``)."""
+        return self._claims(stale=False)
+
+    def stale_claims(self) -> dict[str, tuple[str, ...]]:
+        """Groups -> nodes whose stale report still claims MASTER (only groups with some)."""
+        return {g: nodes for g, nodes in self._claims(stale=True).items() if nodes}
+
     def split_brain(self) -> dict[str, list[str]]:
-        """Groups that more than one node claims to be MASTER of."""
+        """Groups that more than one node claims to be MASTER of, in fresh reports."""
         return {g: list(nodes) for g, nodes in self.masters().items() if len(nodes) > 1}
+
+    def split_brain_suspected(self) -> dict[str, list[str]]:
+        """Groups with one fresh MASTER and a stale report claiming MASTER too: most likely a
+        dead node's leftover, but it may be alive and cut off. All claimants, sorted."""
+        masters = self.masters()
+        return {g: sorted([*masters.get(g, ()), *stale])
+                for g, stale in self.stale_claims().items() if len(masters.get(g, ())) == 1}
 
     # the verdicts --------------------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -156,6 +252,9 @@ class ClusterView:
             if s is None:
                 problems.append(f"{row.node}: not reporting")
                 continue
+            if row.stale:  # what else it says is not current: one line for it
+                problems.append(f"{row.node}: {row.why_stale()}")
+                continue
             if s.applied_version != self.current:
                 problems.append(f"{row.node}: applied {s.applied_version}, "
                                 f"current {self.current}")
@@ -164,17 +263,24 @@ class ClusterView:
                     problems.append(f"{row.node}: {role} unhealthy: {state}")
             if s.last_error:
                 problems.append(f"{row.node}: {s.last_error}")
+        stale = {row.node for row in self.stale()}
         for group, members in sorted(self.groups.items()):
             for member in members:
                 status = self.statuses.get(member)
-                if status is not None and group not in status.vrrp:
+                if status is not None and member not in stale and group not in status.vrrp:
                     problems.append(f"{member}: no VRRP state for group {group} "
                                     "(keepalived not running?)")
+        stale_claims = self.stale_claims()
         for group, nodes in sorted(self.masters().items()):
+            claimed = ", ".join(stale_claims.get(group, ()))
             if not nodes:
-                problems.append(f"group {group}: no MASTER")
+                problems.append(f"group {group}: no MASTER" + (
+                    f" (stale report from {claimed} claims it)" if claimed else ""))
             elif len(nodes) > 1:
                 problems.append(f"group {group}: split brain, MASTER on {', '.join(nodes)}")
+            elif claimed:
+                problems.append(f"group {group}: split brain suspected: MASTER on {nodes[0]}, "
+                                f"stale report from {claimed} still claims MASTER")
         return problems
 
     @property
@@ -187,8 +293,12 @@ class ClusterView:
         ready: list[str] = []
         waiting: list[tuple[str, str]] = []
         failed: list[tuple[str, str]] = []
+        rows = {row.node: row for row in self.rows()}
         for name, _roles in self.nodes:
             status = self.statuses.get(name)
+            if rows[name].stale:  # neither ready nor failed: nothing it says can be believed
+                waiting.append((name, rows[name].why_stale()))
+                continue
             if (status is not None and current is not None and status.last_error
                     and status.applied_version != current
                     and status.last_error.startswith(f"version {current} ")):
@@ -213,23 +323,29 @@ class ClusterView:
         """The ``stackha status --json`` document, with the groups and their members."""
         return {"current_version": self.current, "nodes": [r.as_dict() for r in self.rows()],
                 "split_brain": self.split_brain(),
-                "vrrp_groups": {g: list(m) for g, m in self.groups.items()}}
+                "split_brain_suspected": self.split_brain_suspected(),
+                "vrrp_groups": {g: list(m) for g, m in self.groups.items()},
+                # The time the ages are taken against, so that a reader of this document
+                # judges them as it was printed.
+                "read_at": self.now.astimezone(UTC).strftime(TIME_FORMAT) if self.now else None}
 
     def table(self) -> str:
-        header = ("NODE", "ROLES", "APPLIED", "CURRENT", "VRRP", "HEALTH", "LAST ERROR")
+        header = ("NODE", "ROLES", "APPLIED", "CURRENT", "VRRP", "HEALTH", "AGE", "LAST ERROR")
         lines = [header]
         for row in self.rows():
             s = row.status
             if s is None:
                 lines.append((row.node, ",".join(row.roles), "missing",
-                              str(row.current or "-"), "-", "-", "no status reported"))
+                              str(row.current or "-"), "-", "-", "-", "no status reported"))
                 continue
             applied = str(s.applied_version or "-") + (" (drift)" if row.drift else "")
-            vrrp = ",".join(f"{g}={st}" for g, st in sorted(s.vrrp.items())) or "-"
-            health = ",".join(f"{r}={'ok' if v == 'ok' else 'FAIL'}"
-                              for r, v in sorted(s.health.items())) or "-"
+            vrrp = ",".join(f"{g}={st}" for g, st in sorted(row.vrrp().items())) or "-"
+            # A stale report's "ok" is not current: not shown as healthy.
+            health = "stale" if row.stale else ",".join(
+                f"{r}={'ok' if v == 'ok' else 'FAIL'}" for r, v in sorted(s.health.items())) or "-"
+            age = "?" if row.age is None else f"{row.age:.1f}s" + (" (stale)" if row.stale else "")
             lines.append((row.node, ",".join(s.roles or row.roles), applied,
-                          str(row.current or "-"), vrrp, health, s.last_error or "-"))
+                          str(row.current or "-"), vrrp, health, age, s.last_error or "-"))
         widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
         out = []
         for line in lines:
@@ -237,6 +353,14 @@ class ClusterView:
             out.append("  ".join([*cells, line[-1]]).rstrip())
         for group, nodes in self.split_brain().items():
             out.append(f"SPLIT BRAIN: group {group} has several masters: {', '.join(nodes)}")
+        masters, stale_claims = self.masters(), self.stale_claims()
+        for group in self.split_brain_suspected():
+            out.append(f"SPLIT BRAIN SUSPECTED: group {group}: MASTER on "
+                       f"{', '.join(masters[group])}; stale report from "
+                       f"{', '.join(stale_claims[group])} still claims MASTER")
+        for row in self.stale():
+            out.append(f"STALE: {row.node}: {row.why_stale()}, stale after "
+                       f"{row.stale_after_s:g} s: its VRRP state and health are not believed")
         return "\n".join(out) + "\n"
 
 

@@ -57,6 +57,9 @@ class NodeStatus:
     vrrp: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     health: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     heartbeat: str = ""
+    # Seconds between this agent's heartbeats: readers judge the heartbeat's age against it
+    # (None: an agent too old to say, readers assume the default).
+    heartbeat_interval: float | None = None
     agent_version: str = ""
     zookeeper: str = ""
     vrid_conflicts: tuple[str, ...] = ()
@@ -112,6 +115,13 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def interval_or_none(value: Any) -> float | None:
+    # A nonsense interval would make a dead node look fresh (or a live one stale): ignored.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value < 86_400 else None
+
+
 def _str_map(value: Any) -> Mapping[str, str]:
     if not isinstance(value, dict):
         return MappingProxyType({})
@@ -141,6 +151,7 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         vrrp=_str_map(raw.get("vrrp")),
         health=_str_map(raw.get("health")),
         heartbeat=str(raw.get("heartbeat") or ""),
+        heartbeat_interval=interval_or_none(raw.get("heartbeat_interval")),
         agent_version=str(raw.get("agent_version") or ""),
         zookeeper=str(raw.get("zookeeper") or ""),
         vrid_conflicts=tuple(str(c) for c in conflicts) if isinstance(conflicts, list) else (),

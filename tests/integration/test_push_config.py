@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -294,6 +296,45 @@ def test_status_of_a_live_agent_is_readable_by_the_coordinator(configs, zookeepe
     finally:
         agent_store.close()
         coordinator.close()
+
+
+def test_status_shows_an_old_report_as_stale_and_only_suspects_split_brain(configs, zookeeper,
+                                                                          capsys):
+    # nginx1 was hard-killed an hour ago (its session lingers); nginx2 took over just now.
+    # The fresh one's long interval keeps it fresh however slow this machine is.
+    assert _push(configs) == 0
+    now = datetime.now(UTC)
+    dead = NodeStatus("nginx1", applied_version=1, vrrp={"web": "MASTER"},
+                      health={"nginx": "ok"}, heartbeat_interval=1.0,
+                      heartbeat=_iso(now - timedelta(hours=1)))
+    alive = NodeStatus("nginx2", applied_version=1, vrrp={"web": "MASTER"},
+                       health={"nginx": "ok"}, heartbeat_interval=600.0, heartbeat=_iso(now))
+    stores = [_store(configs, zookeeper, AGENT) for _ in range(2)]
+    try:
+        stores[0].put_status(dead)
+        stores[1].put_status(alive)
+        capsys.readouterr()
+        assert main(["status", "--json", "--configs", str(configs)]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert main(["status", "--configs", str(configs)]) == 0
+        table = capsys.readouterr().out
+    finally:
+        for store in stores:
+            store.close()
+    rows = {row["node"]: row for row in data["nodes"]}
+    assert rows["nginx1"]["stale"] is True and rows["nginx1"]["report_age_s"] >= 3600
+    assert rows["nginx1"]["vrrp"] == {"web": "STALE"}
+    assert rows["nginx2"]["stale"] is False and rows["nginx2"]["vrrp"] == {"web": "MASTER"}
+    assert data["split_brain"] == {}
+    assert data["split_brain_suspected"] == {"web": ["nginx1", "nginx2"]}
+    nginx1 = next(line for line in table.splitlines() if line.startswith("nginx1"))
+    assert "MASTER" not in nginx1 and "(stale)" in nginx1
+    assert "SPLIT BRAIN SUSPECTED: group web" in table
+    assert "SPLIT BRAIN:" not in table
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_missing_credential_is_a_clear_error(configs, monkeypatch, capsys):

@@ -76,6 +76,29 @@ def test_master_killed_hard_moves_the_vip(lab):
     wait_until(lab.client_reaches_vip, what="client to reach the VIP on nginx2")
 
 
+def test_status_of_a_hard_killed_master_is_stale_not_split_brain(lab):
+    # Issue #16: the crashed node's ephemeral status lives until its ZooKeeper session expires
+    # (10 s here), still saying MASTER; with 0.5 s heartbeats it is stale after 3.5 s.
+    wait_until(lab.client_reaches_vip, what="client to reach the VIP")
+    lab.crash(lab.n1)
+
+    def report() -> dict:
+        return json.loads(lab.net.stackha("status", "--json", "--configs",
+                                          str(lab.configs)).stdout)
+
+    def believed(doc: dict) -> bool:
+        rows = {row["node"]: row for row in doc["nodes"]}
+        return rows["nginx1"].get("stale") is True and rows["nginx2"]["vrrp"] == {"web": "MASTER"}
+
+    doc = wait_until(lambda: (d := report()) and believed(d) and d, 15,
+                     what="status to show nginx1 stale and nginx2 MASTER")
+    rows = {row["node"]: row for row in doc["nodes"]}
+    assert rows["nginx1"]["vrrp"] == {"web": "STALE"}
+    assert rows["nginx1"]["reported_vrrp"] == {"web": "MASTER"}
+    assert doc["split_brain"] == {}
+    assert doc["split_brain_suspected"] == {"web": ["nginx1", "nginx2"]}
+
+
 def test_supervisor_restarts_a_dead_keepalived(lab):
     before = keepalived_pids(lab.n1)
     kill_at_once(before)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
+from stackha.lab.drill.green import sample_of
 from stackha.lab.drill.statuswatch import StatusReader, StatusWatch
 from stackha.model.spec import parse_spec
 from stackha.model.status import NodeStatus
@@ -53,11 +55,26 @@ def test_reader_keeps_its_session_while_it_works(reader, monkeypatch):
     opened: list[FakeStore] = []
     monkeypatch.setattr(reader, "_open", lambda: opened.append(FakeStore()) or opened[-1])
     first, second = reader.document(), reader.document()
+    # Each reading carries its own time (the reports' ages are taken against it).
+    assert first.pop("read_at") and second.pop("read_at")
     assert first == second and first["current_version"] == 1 and len(opened) == 1
     assert first["nodes"][0]["node"] == "nginx1" and first["nodes"][0]["reporting"]
     opened[0].connected = False
     reader.document()
     assert len(opened) == 2 and opened[0].closed
+
+
+def test_reader_judges_report_ages_when_it_reads(reader, monkeypatch):
+    # A report an hour old (a hard-killed MASTER whose session lingers) is stale, not MASTER.
+    class OldReport(FakeStore):
+        def statuses(self) -> dict[str, NodeStatus]:
+            (status,) = super().statuses().values()
+            return {"nginx1": replace(status, heartbeat="2000-01-01T00:00:00.000000Z")}
+
+    monkeypatch.setattr(reader, "_open", OldReport)
+    sample = sample_of(0.0, reader.document())
+    assert "group web: no MASTER (stale report from nginx1 claims it)" in sample.problems
+    assert not sample.green and sample.masters.get("web") is None
 
 
 def test_reader_gives_up_on_a_read_kazoo_holds_back(reader, monkeypatch):

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,9 @@ def _wait_for_agents(lab: Lab, deadline: float, _emit: Emit) -> None:
     shown = ""
     try:
         while True:
-            progress = ClusterView.of(lab.spec, store.current_number(),
-                                      store.statuses()).progress()
+            # With the time read: a stale report (a node that died) is not ready.
+            progress = ClusterView.of(lab.spec, store.current_number(), store.statuses(),
+                                      datetime.now(UTC)).progress()
             line = progress.describe()
             if line != shown:
                 _emit(f"  {line}")

@@ -3,11 +3,14 @@
 All green: a version is published; every node reports, has applied the current version and
 is healthy with no error; every VRRP group has exactly one MASTER (none: nobody holds its
 VIPs; several: split brain) and each reporting member of a group reports a state for it.
+A node whose report is stale (older than its heartbeat interval allows) is not green either:
+a hard-killed node's last report outlives it until its ZooKeeper session expires.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from stackha.lab.drill.analysis import StatusSample
@@ -17,10 +20,11 @@ from stackha.model.status import NodeStatus
 
 
 def status_document(spec: StackSpec, current: int | None,
-                    statuses: Mapping[str, NodeStatus]) -> dict[str, Any]:
-    """What `stackha status --json` prints for these store contents (with the spec's VRRP
-    groups and their members, so that a group nobody reports is seen)."""
-    return ClusterView.of(spec, current, statuses).document()
+                    statuses: Mapping[str, NodeStatus],
+                    now: datetime | None = None) -> dict[str, Any]:
+    """What `stackha status --json` prints for these store contents read at ``now`` (with the
+    spec's VRRP groups and their members, so that a group nobody reports is seen)."""
+    return ClusterView.of(spec, current, statuses, now).document()
 
 
 def status_problems(doc: Mapping[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from stackha.lab.drill.analysis import StatusSample
@@ -67,7 +68,9 @@ class StatusReader:
                             _close(store)
                             return
                         box["store"] = store
-                    box["value"] = (store.current_number(), store.statuses())
+                    # The reports' ages are taken when they were read, not after the wait.
+                    box["value"] = (store.current_number(), store.statuses(),
+                                    datetime.now(UTC))
                 except Exception as exc:  # kazoo's timeouts are no KazooException
                     box["error"] = exc
 
@@ -85,8 +88,8 @@ class StatusReader:
                 exc = box["error"]
                 raise StoreError(str(exc) or exc.__class__.__name__) from exc
             self._store = box["store"]
-            current, raw = box["value"]
-        return status_document(self.spec, current, raw)
+            current, raw, read_at = box["value"]
+        return status_document(self.spec, current, raw, read_at)
 
     def close(self) -> None:
         with self._lock:
