@@ -790,7 +790,9 @@ class Agent:
         except StoreError as exc:
             log.warning("event=peer_status_failed reason=%r", str(exc))
             return
-        masters = ClusterView.of(None, None, statuses).masters()
+        # With the time, a stale report (a peer killed hard, its session not yet expired)
+        # claims nothing: split brain is raised from fresh reports only.
+        masters = ClusterView.of(None, None, statuses, datetime.now(UTC)).masters()
         for group in self.status.vrrp:
             nodes = masters.get(group, [])
             metrics.SPLIT_BRAIN.labels(group=group).set(1 if len(nodes) > 1 else 0)
