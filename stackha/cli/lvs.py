@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from stackha.cli.output import EXIT_FAIL, EXIT_INVALID, EXIT_OK, say_error
+from stackha.cli.output import EXIT_FAIL, EXIT_INVALID, EXIT_OK, emit, say_error, write
 from stackha.lvs.node import DIRECTOR_STATE, REALSERVER_STATE
 
 DEFAULT_STATE_DIR = Path("/var/lib/stackha")
@@ -47,13 +46,13 @@ def cmd_realserver(args: argparse.Namespace) -> int:
         if args.action == "start":
             assert interface is not None
             changes = realserver.start(args.vip, interface)
-            sys.stdout.write(f"realserver {args.vip} on {interface}: "
-                             f"{'; '.join(changes) if changes else 'already set up'}\n")
+            emit(f"realserver {args.vip} on {interface}: "
+                 f"{'; '.join(changes) if changes else 'already set up'}")
             return EXIT_OK
         if args.action == "stop":
             changes = realserver.stop(args.vip)
-            sys.stdout.write(f"realserver {args.vip}: "
-                             f"{'; '.join(changes) if changes else 'nothing to undo'}\n")
+            emit(f"realserver {args.vip}: "
+                 f"{'; '.join(changes) if changes else 'nothing to undo'}")
             return EXIT_OK
         assert interface is not None
         pieces = realserver.status(args.vip, interface)
@@ -61,8 +60,7 @@ def cmd_realserver(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     for piece in pieces:
         mark = "ok " if piece.state == PRESENT else "!! "
-        sys.stdout.write(f"{mark}{piece.what:<36} {piece.state:<9} {piece.detail}".rstrip()
-                         + "\n")
+        emit(f"{mark}{piece.what:<36} {piece.state:<9} {piece.detail}".rstrip())
     return EXIT_OK if healthy(pieces) else EXIT_FAIL
 
 
@@ -91,9 +89,9 @@ def cmd_lvs_status(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     views += nft_view(live, state)
     if args.json:
-        sys.stdout.write(json.dumps(as_json(views), indent=1) + "\n")
+        emit(json.dumps(as_json(views), indent=1))
     else:
-        sys.stdout.write(render_table(views))
+        write(render_table(views))
     return EXIT_OK
 
 
