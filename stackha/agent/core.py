@@ -574,10 +574,15 @@ class Agent:
             self._write_track(name, 0)
 
     def _begin_trial(self, version: ConfigVersion) -> bool:
-        """As this version's canary, take this node's VRRP priority down to 1 (below every
-        other member) for the trial, and hand over any VIP it holds before loading, so that
-        a version that then fails is never served through a VIP while another node can
-        serve. Returns whether a trial began."""
+        """As this version's canary, keep out of every VIP for the trial, so that a version
+        that then fails is never served through a VIP while another node can serve.
+
+        With a healthy, fresh peer in each of its groups the node goes to FAULT for the whole
+        trial (the yield file): it can then not take a VIP whatever happens to the peer's
+        adverts on a loaded host (seen in the drill: at load 9.5 a canary at priority 1 still
+        held the web VIP for 80 ms). Without one it only takes its priority down to 1 (the
+        trial file), so that it still serves when nobody else can. A VIP it holds is handed
+        over before loading, in both cases. Returns whether a trial began."""
         if self.settings.vrrp is None:
             return False
         mine = {role for role, node in version.canaries.items() if node == self.settings.node}
@@ -587,31 +592,54 @@ class Agent:
             return False
         self._write_track(TRIAL_TRACK, 1)
         held = sorted(g for g, state in self.status.vrrp.items() if state == "MASTER")
-        log.info("event=canary_trial_start version=%d roles=%s holds=%s", version.number,
-                 ",".join(sorted(mine)), ",".join(held) or "-")
-        if held:
-            self._hand_over(held)
+        groups = [g.name for g in spec.groups_of(self.settings.node)]
+        covered = self._peers_can_serve(groups)
+        log.info("event=canary_trial_start version=%d roles=%s holds=%s mode=%s",
+                 version.number, ",".join(sorted(mine)), ",".join(held) or "-",
+                 "fault" if covered else "lowest_priority")
+        if covered:
+            self._write_track(YIELD_TRACK, 1)
+            if held:
+                self._wait_for_other_masters(held)
+        elif held:
+            self._write_track(YIELD_TRACK, 1)
+            try:
+                self._wait_for_other_masters(held)
+            finally:
+                self._write_track(YIELD_TRACK, 0)
         return True
 
-    def _hand_over(self, groups: list[str]) -> None:
-        """FAULT for a moment (the yield file): the VIPs go to another member even under
-        nopreempt. Wait, bounded, until another member reports MASTER of each group; with
-        nobody else there the node takes them back (still at the trial's priority)."""
-        self._write_track(YIELD_TRACK, 1)
+    def _peers_can_serve(self, groups: list[str]) -> bool:
+        """Whether each group has another member whose fresh report has every health check ok
+        and a VRRP state (MASTER or BACKUP) for it."""
+        try:
+            view = ClusterView.of(None, None, self.store.statuses(), datetime.now(UTC))
+        except StoreError as exc:
+            log.warning("event=peer_status_failed reason=%r", str(exc))
+            return False
+        fresh = {row.node: row.status for row in view.rows()
+                 if row.status is not None and not row.stale}
+        # Health, not last_error: a peer that refused an earlier version still serves.
+        return all(any(name != self.settings.node and status.health
+                       and all(v == "ok" for v in status.health.values())
+                       and status.vrrp.get(group) in ("MASTER", "BACKUP")
+                       for name, status in fresh.items())
+                   for group in groups)
+
+    def _wait_for_other_masters(self, groups: list[str]) -> None:
+        """Bounded wait until another member reports MASTER of each group this node yielded."""
         deadline = time.monotonic() + HANDOVER_WAIT
         taken = False
-        try:
-            while not taken and time.monotonic() < deadline:
-                try:
-                    masters = ClusterView.of(None, None, self.store.statuses()).masters()
-                    taken = all(any(n != self.settings.node for n in masters.get(g, ()))
-                                for g in groups)
-                except StoreError:
-                    pass
-                if not taken:
-                    time.sleep(0.05)
-        finally:
-            self._write_track(YIELD_TRACK, 0)
+        while not taken and time.monotonic() < deadline:
+            try:
+                masters = ClusterView.of(None, None, self.store.statuses(),
+                                         datetime.now(UTC)).masters()
+                taken = all(any(n != self.settings.node for n in masters.get(g, ()))
+                            for g in groups)
+            except StoreError:
+                pass
+            if not taken:
+                time.sleep(0.05)
         if taken:
             log.info("event=canary_handed_over groups=%s", ",".join(groups))
         else:
@@ -620,6 +648,7 @@ class Agent:
 
     def _end_trial(self, version: ConfigVersion) -> None:
         try:
+            self._write_track(YIELD_TRACK, 0)
             self._write_track(TRIAL_TRACK, 0)
         except OSError as exc:
             log.error("event=canary_trial_end_failed reason=%r", describe(exc))

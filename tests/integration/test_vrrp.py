@@ -219,9 +219,12 @@ def test_a_trial_track_file_puts_the_master_below_every_member(lab):
     from stackha.keepalived.render import TRIAL_TRACK
 
     assert lab.holder() == "nginx1"
+    before = len(lab.log(lab.n1))
     _track(lab, lab.n1, TRIAL_TRACK, 1)
     wait_until(lambda: lab.holder() == "nginx2", 10, what="nginx2 to win over the trial node")
-    assert "FAULT" not in lab.log(lab.n1).split("event=vrrp_state")[-1].splitlines()[0]
+    wait_until(lambda: "group=web state=BACKUP" in lab.log(lab.n1)[before:], 10,
+               what="nginx1 to report BACKUP")
+    assert "group=web state=FAULT" not in lab.log(lab.n1)[before:]
     _track(lab, lab.n1, TRIAL_TRACK, 0)
     wait_until(lambda: lab.holder() == "nginx1", 10, what="nginx1 back after its trial")
 
@@ -299,6 +302,7 @@ def test_a_canary_holding_the_vip_hands_it_over_and_its_rejected_version_is_neve
     rejected = seen.count("REJECTED\n")
     assert seen and rejected == 0, f"{rejected} of {len(seen)} answers were the rejected page"
     log = lab.log(lab.n1)
+    assert "mode=fault" in log  # nginx2 was healthy: the canary kept out of the VIP entirely
     assert "event=canary_handed_over groups=web" in log
     assert log.index("event=canary_handed_over") < log.index("event=rollback")
     assert any(answer for answer in seen)  # the VIP kept answering with the old version
