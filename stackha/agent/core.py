@@ -53,7 +53,13 @@ from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK
 from stackha.keepalived.vridwatch import Advert, VridWatch
 from stackha.lvs.loaddr import NetlinkLoopback
 from stackha.lvs.node import LvsNode, LvsSettings
-from stackha.model.bundle import ConfigVersion, parse_version, serialise_version
+from stackha.model.bundle import (
+    ROLE_PREFIXES,
+    ConfigVersion,
+    file_mode,
+    parse_version,
+    serialise_version,
+)
 from stackha.model.cluster import ClusterView
 from stackha.model.rollout import gate
 from stackha.model.spec import HealthCheck, StackSpec, parse_spec
@@ -74,7 +80,9 @@ APPLY_VRRP_POLL = 0.1
 
 def _write_state(path: Path, content: bytes) -> None:
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
+    # 0600 from the start: the state holds passwords (last-good.json), no window at 0644
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
@@ -151,7 +159,9 @@ class Agent:
         self._live_vrrp: dict[str, str] = {}
         self._specs: dict[tuple[int, str], StackSpec | None] = {}
         self._specs_lock = threading.Lock()  # keepalived's supervisor thread reads it too
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # last-good.json and the journals hold every password of the node's files: root only.
+        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings.state_dir.chmod(0o700)
         self.rejected = self._load_rejected()
         self.mycat_reload: ManagerReload | None = None
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
@@ -241,6 +251,9 @@ class Agent:
             reload=reload,
             health=health, health_wait=self.settings.health_wait,
             settle=0.5 if role == "nginx" else 0.0,
+            # The secret-file list names paths in the bundle (mycat/server.xml); the writer
+            # sees paths relative to the role's target (server.xml).
+            modes=lambda relative: file_mode(f"{ROLE_PREFIXES.get(role, '')}{relative}"),
             managed_list=self.settings.state_dir / f"{role}.managed",
         )
 

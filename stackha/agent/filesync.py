@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from stackha.model.bundle import file_mode, path_conflicts, unsafe_path_reason
+from stackha.model.environment import child_environment
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ class CommandReload:
         with tempfile.TemporaryFile() as output:
             try:
                 process = subprocess.Popen(list(self.command), stdout=output,
-                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           env=child_environment(os.environ))
             except OSError as exc:
                 return f"reload command failed: {describe(exc)}"
             try:
@@ -368,10 +370,12 @@ class _Tree:
 
 
 def _atomic_state_write(path: Path, content: bytes) -> None:
-    """For the agent's own state directory (not reachable by other users)."""
+    """For the agent's own state directory (0700); 0600 as well, as journals hold the
+    previous contents of files with passwords."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as handle:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())

@@ -29,16 +29,18 @@ log = logging.getLogger(__name__)
 
 PUSH_ATTEMPTS = 5
 MASK = "******"
-_XML_PASSWORD_PROPERTY = re.compile(r'(<property\s+name="password"\s*>)([^<]*)(</property>)')
-_XML_PASSWORD_ATTRIBUTE = re.compile(r'(\bpassword\s*=\s*")([^"]*)(")')
+# Both quote styles XML allows, spaces around '=' included.
+_XML_PASSWORD_PROPERTY = re.compile(
+    r"""(<property\s+name\s*=\s*(["'])password\2\s*>)([^<]*)(</property>)""")
+_XML_PASSWORD_ATTRIBUTE = re.compile(r"""(\bpassword\s*=\s*(["']))(.*?)(\2)""")
 _KEY_VALUE_PASSWORD = re.compile(
     r"(?im)^(\s*[\w.-]*(?:password|passwd|secret)[\w.-]*\s*[=:]\s*)(\S.*)$")
 
 
 def mask_secrets(text: str) -> str:
     """Hide passwords in MyCat XML, property files and YAML before anything is shown."""
-    text = _XML_PASSWORD_PROPERTY.sub(rf"\g<1>{MASK}\g<3>", text)
-    text = _XML_PASSWORD_ATTRIBUTE.sub(rf"\g<1>{MASK}\g<3>", text)
+    text = _XML_PASSWORD_PROPERTY.sub(rf"\g<1>{MASK}\g<4>", text)
+    text = _XML_PASSWORD_ATTRIBUTE.sub(rf"\g<1>{MASK}\g<4>", text)
     return _KEY_VALUE_PASSWORD.sub(rf"\g<1>{MASK}", text)
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackha.model.environment import child_environment
+
 log = logging.getLogger(__name__)
 
 KEEPALIVED = os.environ.get("STACKHA_KEEPALIVED", "keepalived")
@@ -169,7 +171,8 @@ class KeepalivedProcess:
         log_file = open(self.run_dir / "keepalived.log", "ab")
         with self._lock:
             self._process = subprocess.Popen(self.command(), stdout=log_file,
-                                             stderr=subprocess.STDOUT)
+                                             stderr=subprocess.STDOUT,
+                                             env=child_environment(os.environ))
         log_file.close()
         log.info("event=keepalived_started pid=%d", self._process.pid)
 

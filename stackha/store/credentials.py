@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stackha.model.environment import mark_secret
 from stackha.model.spec import Credential
 from stackha.store.base import StoreError
 from stackha.store.zookeeper import Identity
@@ -14,6 +15,7 @@ def read_identity(credential: Credential | None, what: str) -> Identity | None:
     if credential is None:
         return None
     if credential.env:
+        mark_secret(credential.env)  # programs the agent starts must not inherit it
         value = os.environ.get(credential.env)
         if not value:
             raise StoreError(f"{what}: environment variable {credential.env} is not set")
