@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -37,6 +36,7 @@ from stackha.agent.filesync import (
     FileSync,
     command_reload,
     describe,
+    write_state_file,
 )
 from stackha.agent.mycatrole import (
     ManagerReload,
@@ -76,17 +76,6 @@ _REJECTED_KEPT = 50
 HANDOVER_WAIT = 3.0
 # While applying, how often the status thread looks for a VRRP change to report.
 APPLY_VRRP_POLL = 0.1
-
-
-def _write_state(path: Path, content: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    # 0600 from the start: the state holds passwords (last-good.json), no window at 0644
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -303,7 +292,7 @@ class Agent:
         # The newest refusals are enough: versions only grow, older ones never come back.
         kept = sorted(self.rejected)[-_REJECTED_KEPT:]
         try:
-            _write_state(self.rejected_path, json.dumps({"rejected": kept}).encode())
+            write_state_file(self.rejected_path, json.dumps({"rejected": kept}).encode())
         except OSError as exc:
             log.warning("event=rejected_list_write_failed reason=%r", describe(exc))
 
@@ -331,7 +320,7 @@ class Agent:
 
     def _save_last_good(self, version: ConfigVersion) -> None:
         # The commit point of a version: once this is on disk, the journals are obsolete.
-        _write_state(self.last_good_path, serialise_version(version))
+        write_state_file(self.last_good_path, serialise_version(version))
 
     def _roles_of(self, version: ConfigVersion) -> tuple[str, ...]:
         spec = self._spec_of(version)
@@ -579,7 +568,7 @@ class Agent:
         if vrrp is None:
             return
         vrrp.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_state(vrrp.run_dir / name, f"{value}\n".encode())
+        write_state_file(vrrp.run_dir / name, f"{value}\n".encode())
 
     def _reset_tracks(self) -> None:
         """A trial a killed agent left behind must not keep the node's priority down."""

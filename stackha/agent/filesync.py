@@ -369,9 +369,9 @@ class _Tree:
         self._touched.clear()
 
 
-def _atomic_state_write(path: Path, content: bytes) -> None:
-    """For the agent's own state directory (0700); 0600 as well, as journals hold the
-    previous contents of files with passwords."""
+def write_state_file(path: Path, content: bytes) -> None:
+    """Replace a file of the agent's own state (0700 directory) atomically and durably,
+    0600 from the start: last-good.json and the journals hold files with passwords."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
@@ -480,14 +480,14 @@ class FileSync:
 
     def _remember(self, paths: set[str]) -> None:
         if self.managed_list:  # always rewritten: it upgrades the old line format too
-            _atomic_state_write(self.managed_list, json.dumps(
+            write_state_file(self.managed_list, json.dumps(
                 {"format": 1, "files": sorted(paths)}).encode())
         self._managed = set(paths)
 
     def _write_journal(self, journal: Journal) -> None:
         failpoint("journal")
         if self.journal_path is not None:
-            _atomic_state_write(self.journal_path, journal.to_json())
+            write_state_file(self.journal_path, journal.to_json())
 
     def _clear_journal(self) -> None:
         if self.journal_path is not None:
@@ -655,7 +655,7 @@ class FileSync:
             log.error("event=rollback_incomplete resource=%s reason=%r", self.name, problem)
             return problem
         if self.managed_list:
-            _atomic_state_write(self.managed_list, json.dumps(
+            write_state_file(self.managed_list, json.dumps(
                 {"format": 1, "files": sorted(journal.managed)}).encode())
         self._managed = set(journal.managed)
         self._held = None

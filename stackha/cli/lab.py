@@ -51,12 +51,14 @@ def cmd_logs(commands: Any, args: argparse.Namespace) -> int:
     return int(commands.cmd_logs(args))
 
 
-def containers_view(args: argparse.Namespace) -> tuple[str, list[dict[str, str]]]:
-    @_lab
-    def view(commands: Any, args: argparse.Namespace) -> Any:
-        return commands.containers_view(args)
+@_lab
+def _containers(commands: Any, args: argparse.Namespace) -> Any:
+    return commands.containers_view(args)
 
-    return view(args)  # type: ignore[return-value]
+
+def containers_view(args: argparse.Namespace) -> tuple[str, list[dict[str, str]]]:
+    """For `stackha status --containers`: the lab's containers as a table and as rows."""
+    return _containers(args)  # type: ignore[return-value]
 
 
 def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
