@@ -19,7 +19,14 @@ from typing import Any
 from stackha.lab.compose import engine
 from stackha.lab.compose.backend import Backend, LabError, backend_from_schema
 from stackha.lab.compose.digests import LABEL, image_digests, source_files, tree_files
-from stackha.lab.compose.render import LabOptions, images, render_compose, service_name
+from stackha.lab.compose.labtls import lab_tls_env, lab_tls_files
+from stackha.lab.compose.render import (
+    LabOptions,
+    images,
+    render_compose,
+    service_name,
+    zookeeper_members,
+)
 from stackha.lab.compose.secrets import lab_credentials, load_lab_credentials, write_password_file
 from stackha.lab.compose.view import endpoints, render_containers
 from stackha.lab.compose.wheelhouse import build_wheelhouse
@@ -162,6 +169,13 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     logging.getLogger("kazoo.client").setLevel(logging.ERROR)
     credentials = lab_credentials(lab.spec, lab.compose_dir / PRIVATE_DIR)
     os.environ.update(credentials)  # the push below, and the compose CLI's interpolation
+    # The CA, each member's server certificate and each node's client certificate (kept).
+    made = lab_tls_files(lab.spec, lab.compose_dir / PRIVATE_DIR,
+                         [(myid, str(address)) for myid, address, _ in
+                          zookeeper_members(lab.spec)])
+    if made:
+        _emit(f"TLS: issued {', '.join(made)} ({lab.compose_dir / PRIVATE_DIR / 'tls'})")
+    os.environ.update(lab_tls_env(lab.compose_dir / PRIVATE_DIR))
     check = lab.spec.health_check("mycat")
     write_password_file(lab.compose_dir / PRIVATE_DIR, lab.configs / "mycat" / "server.xml",
                         check.user)
@@ -171,8 +185,11 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     project = lab.project()
     _build_images(lab, project, client, args.build, _emit)
     _emit("starting the containers ...")
-    project.run_checked("up", "--detach", "--remove-orphans", "--quiet-pull", capture=True,
-                        what="starting the lab")
+    # Certificates are bind-mounted files: a container started with the old ones keeps its
+    # TLS context, so new ones mean recreating the containers (rotation).
+    recreate = ["--force-recreate"] if made else []
+    project.run_checked("up", "--detach", "--remove-orphans", "--quiet-pull", *recreate,
+                        capture=True, what="starting the lab")
     _push(lab, deadline, _emit)
     _emit("waiting for every agent to apply it and report healthy ...")
     _wait_for_agents(lab, deadline, _emit)
@@ -184,8 +201,10 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     _emit("")
     _emit("  stackha status --containers   every node and container")
     _emit("  stackha logs [SERVICE]        the containers' logs")
-    _emit(f"  set -a; . {lab.compose_dir / PRIVATE_DIR / 'lab.env'}; set +a"
-          "   credentials for push-config")
+    private = lab.compose_dir / PRIVATE_DIR
+    tls_env = f" . {private / 'tls.env'};" if lab.spec.zookeeper.tls is not None else ""
+    _emit(f"  set -a; . {private / 'lab.env'};{tls_env} set +a"
+          "   credentials (and TLS files) for push-config")
     if not lab.options.mycat_release:
         _emit("  MyCat nodes run mycat-standin, stackha's MySQL-protocol stand-in (not MyCat):"
               " see compose/mycat/README.md")
@@ -252,6 +271,7 @@ def containers_view(args: argparse.Namespace) -> tuple[str, list[dict[str, str]]
     agent table that follows works without sourcing lab.env first.
     """
     os.environ.update(load_lab_credentials(args.compose_dir.resolve() / PRIVATE_DIR))
+    os.environ.update(lab_tls_env(args.compose_dir.resolve() / PRIVATE_DIR))
     client = engine.docker_client()
     rows = engine.containers(client, args.project)
     return render_containers(rows), [vars(r) for r in rows]
