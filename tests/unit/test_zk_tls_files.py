@@ -20,20 +20,17 @@ from stackha.model.spec import parse_spec
 from stackha.store.base import StoreError
 from stackha.store.connect import TLS_DIR_ENV, tls_settings
 from stackha.store.tls import TlsSettings
-from tests.conftest import EXAMPLE_CONFIGS
+from tests.conftest import EXAMPLE_CONFIGS, without_tls
 
 EXAMPLE = (EXAMPLE_CONFIGS / "stackha.yaml").read_text()
-TLS_BLOCK = """  tls:
-    ca: /etc/stackha/tls/ca.pem
-    cert: /etc/stackha/tls/client.pem
-    key: /etc/stackha/tls/client.key
-    verify_hostname: true
-"""
+AGENT_AUTH = "  agent_auth: {env: STACKHA_AGENT_CREDENTIAL}\n"
 
 
 def _with_tls(block: str) -> str:
-    assert TLS_BLOCK in EXAMPLE
-    return EXAMPLE.replace(TLS_BLOCK, block)
+    """The example with ``block`` in place of its zookeeper.tls."""
+    text = without_tls(EXAMPLE)
+    assert AGENT_AUTH in text and "  tls:" not in text
+    return text.replace(AGENT_AUTH, AGENT_AUTH + block)
 
 
 def test_the_example_talks_tls_with_a_client_certificate():
