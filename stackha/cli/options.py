@@ -10,9 +10,7 @@ from stackha.cli.output import EXIT_INVALID, CommandError, report
 from stackha.model.bundle import SPEC_FILE, invalid_utf8_offset
 from stackha.model.problems import errors
 from stackha.model.spec import StackSpec, parse_spec
-from stackha.trust.signing import KeyFileError, SigningKey, load_private
-
-SIGNING_KEY_ENV = "STACKHA_SIGNING_KEY"
+from stackha.trust.signing import SIGNING_KEY_ENV, KeyFileError, SigningKey, load_private
 
 
 def add_common(parser: argparse.ArgumentParser, zk: bool = True) -> None:

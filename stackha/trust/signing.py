@@ -36,6 +36,8 @@ SPEC_PART = "spec"
 PARTS = (SPEC_PART, *sorted(ROLE_PREFIXES))
 # Changing the layout of the signed bytes means a new tag: old signatures then fail cleanly.
 DOMAIN = b"stackha signed part v1\n"
+# Where the coordinator's commands look for the private key when --signing-key is not given.
+SIGNING_KEY_ENV = "STACKHA_SIGNING_KEY"
 PRIVATE_SUFFIX = ".key"
 PUBLIC_SUFFIX = ".pub"
 
