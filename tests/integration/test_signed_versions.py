@@ -180,3 +180,25 @@ def test_either_of_two_pinned_keys_is_applied_while_keys_rotate(node, configs, z
     both = ",".join(sorted([harness_keys().key.key_id, new.key.key_id]))
     assert f"event=trusted_keys keys={both}" in node.agent_log()
 
+
+
+def test_rollback_does_not_re_sign_a_version_someone_wrote_into_the_store(configs, zookeeper,
+                                                                          capsys):
+    from stackha.cli.main import main
+
+    _push(configs)
+    store = coordinator_store(configs, zookeeper.hosts)
+    try:
+        Coordinator(store).push(_bundle(configs, "owned\n"), "unsigned")  # version 2
+    finally:
+        store.close()
+    capsys.readouterr()
+    assert main(["config", "rollback", "2", "--configs", str(configs)]) == 1
+    err = capsys.readouterr().err
+    assert "version 2 is not signed by a trusted key (spec part is unsigned)" in err
+    store = coordinator_store(configs, zookeeper.hosts)
+    try:
+        assert store.current_number() == 2  # nothing published
+    finally:
+        store.close()
+    assert main(["config", "rollback", "1", "--configs", str(configs)]) == 0
