@@ -25,6 +25,7 @@ from testkit.netlab import (
     kill_at_once,
     run,
 )
+from testkit.signing import harness_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIGS = ROOT / "configs"
@@ -103,7 +104,8 @@ class VrrpLab:
         (configs / "stackha.yaml").write_text(
             lab_spec(zk.hosts, self.preempt, self.group, self.check))
         self.configs = configs
-        self.net.stackha("push-config", "--configs", str(configs))
+        self.net.stackha("push-config", "--configs", str(configs),
+                         "--signing-key", str(harness_keys().private))
         self.wrapper = check_wrapper()
         for host in (self.n1, self.n2):
             self.start_nginx(host)
@@ -142,7 +144,8 @@ class VrrpLab:
                    "--nginx-dir", str(base / "nginx"),
                    "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
                    "--keepalived-dir", str(base / "keepalived"),
-                   "--stackha-command", self.wrapper, "--heartbeat", "0.5"]
+                   "--stackha-command", self.wrapper, "--heartbeat", "0.5",
+                   "--trusted-key", str(harness_keys().public)]
         self.agents[host.name] = self.net.spawn(host.ns, command, base / "agent.log")
 
     def kill_agent(self, host: Host, sig: int = signal.SIGKILL) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from testkit import AGENT, COORDINATOR, EXAMPLE_CONFIGS, ROOT
 from testkit.localzk import LocalZooKeeper
+from testkit.signing import harness_keys
 
 __all__ = ["AGENT", "COORDINATOR", "EXAMPLE_CONFIGS", "ROOT"]
 
@@ -40,6 +41,8 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory):
 def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACKHA_COORDINATOR_CREDENTIAL", COORDINATOR)
     monkeypatch.setenv("STACKHA_AGENT_CREDENTIAL", AGENT)
+    # push-config signs with the harnesses' key; their agents pin its public half.
+    monkeypatch.setenv("STACKHA_SIGNING_KEY", str(harness_keys().private))
 
 
 @pytest.fixture

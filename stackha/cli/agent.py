@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import shutil
 import signal
@@ -10,15 +11,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stackha.agent.core import Agent, AgentSettings, RoleSettings
+from stackha.agent.core import Agent, AgentSettings, RoleSettings, TrustSettings
 from stackha.agent.vrrp import VrrpSettings
 from stackha.cli.mycat import add_agent_options as add_mycat_agent_options
 from stackha.cli.mycat import agent_settings as mycat_agent_settings
 from stackha.cli.options import add_common, read_spec
-from stackha.cli.output import EXIT_OK
+from stackha.cli.output import EXIT_INVALID, EXIT_OK, CommandError
 from stackha.keepalived.render import SCRIPT_USER
 from stackha.lvs.node import LvsSettings
 from stackha.model.spec import StackSpec
+from stackha.trust.signing import KeyFileError, load_trusted
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = Path("/var/lib/stackha")
 
@@ -72,8 +76,30 @@ def _lvs_settings(args: argparse.Namespace) -> LvsSettings | None:
                        mycat_password_file=args.mycat_password_file)
 
 
+def trust_settings(args: argparse.Namespace, spec: StackSpec) -> TrustSettings | None:
+    """The pinned keys, read from this node's disk. No key is a refusal to start, not a node
+    that applies whatever ZooKeeper holds; ``--allow-unsigned`` says so explicitly."""
+    paths = args.trusted_key or []
+    if args.allow_unsigned:
+        if paths:
+            raise CommandError("--allow-unsigned and --trusted-key exclude each other: an "
+                               "agent that accepts unsigned versions checks nothing",
+                               EXIT_INVALID)
+        return None
+    if not paths:
+        raise CommandError("no trusted key: give --trusted-key PATH (the coordinator's public "
+                           "key from `stackha keygen`, or a directory of *.pub files), or "
+                           "--allow-unsigned for development", EXIT_INVALID)
+    try:
+        keys = load_trusted(paths)
+    except KeyFileError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from exc
+    return TrustSettings(cluster=spec.cluster, keys=keys)
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     spec = read_spec(args.configs)
+    trust = trust_settings(args, spec)
     vrrp = vrrp_settings(args, args.keepalived_dir) if args.keepalived_dir else None
     settings = AgentSettings(node=args.node, state_dir=args.state_dir,
                              roles=_role_settings(args, spec), heartbeat=args.heartbeat,
@@ -81,8 +107,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
                              vrrp=vrrp, lvs=_lvs_settings(args),
                              reload_timeout=args.reload_timeout,
                              rollback_reload_timeout=args.rollback_reload_timeout,
-                             health_timeout=args.health_timeout)
+                             health_timeout=args.health_timeout, trust=trust)
     from stackha.store.connect import build_store
+
+    if trust is None:
+        log.warning("event=unsigned_versions_allowed node=%s", args.node)
+    else:
+        log.info("event=trusted_keys keys=%s cluster=%s", ",".join(trust.keys.ids),
+                 trust.cluster)
 
     agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
     if args.metrics_port:
@@ -128,6 +160,11 @@ def register(sub: Any) -> None:
     p.add_argument("--lvs-interface", help="interface facing the LVS peers, overriding the spec")
     p.add_argument("--mycat-password-file", type=Path,
                    help="password for the director's `check: mycat` login")
+    p.add_argument("--trusted-key", type=Path, action="append", metavar="PATH",
+                   help="public key (PEM, from `stackha keygen`) whose signatures this node "
+                        "accepts, or a directory of *.pub; repeat it while keys rotate")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="development only: apply versions without checking signatures")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (0: off)")
     p.add_argument("--metrics-address", default="127.0.0.1")
     p.set_defaults(func=cmd_agent)

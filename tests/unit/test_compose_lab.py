@@ -242,3 +242,35 @@ def test_lab_credentials_are_generated_once_and_kept(tmp_path):
 def test_notify_fifo_events_that_are_not_states_are_ignored():
     assert parse_notify_line('INSTANCE "web" MASTER 150') == ("web", "MASTER", 150)
     assert parse_notify_line('INSTANCE "web" MASTER_RX_LOWER_PRI 150') is None
+
+
+def test_every_agent_pins_the_lab_signing_key(backend):
+    services = compose_document(_spec(), backend)["services"]
+    agents = {name: s for name, s in services.items() if "stackha.node" in s.get("labels", {})}
+    assert agents
+    for service in agents.values():
+        command = service["command"]
+        assert command[command.index("--trusted-key") + 1] == \
+            "/etc/stackha/trusted/lab-signing.pub"
+        assert ".stackha/signing.pub:/etc/stackha/trusted/lab-signing.pub:ro" \
+            in service["volumes"]
+        assert not any("signing.key" in v for v in service["volumes"])
+
+
+def test_lab_signing_key_is_made_once_and_only_the_host_knows_it(tmp_path):
+    from stackha.lab.compose.signing import lab_signing_key
+    from stackha.trust.signing import load_private, load_trusted
+
+    private = lab_signing_key(tmp_path)
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert lab_signing_key(tmp_path) == private  # kept: the agents pin its public half
+    key = load_private(private)
+    assert load_trusted([tmp_path / "signing.pub"]).ids == (key.key_id,)
+    lab_credentials(_spec(), tmp_path, environ={},
+                    extra={"STACKHA_SIGNING_KEY": str(private)})
+    assert parse_env_file((tmp_path / "lab.env").read_text())["STACKHA_SIGNING_KEY"] == \
+        str(private)
+    assert "STACKHA_SIGNING_KEY" not in parse_env_file((tmp_path / "agent.env").read_text())
+    (tmp_path / "signing.pub").unlink()
+    with pytest.raises(LabError, match=r"only one of signing\.key and signing\.pub"):
+        lab_signing_key(tmp_path)

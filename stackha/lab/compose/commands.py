@@ -28,9 +28,11 @@ from stackha.lab.compose.render import (
     zookeeper_members,
 )
 from stackha.lab.compose.secrets import lab_credentials, load_lab_credentials, write_password_file
+from stackha.lab.compose.signing import lab_signing_key
 from stackha.lab.compose.view import endpoints, render_containers
 from stackha.lab.compose.wheelhouse import build_wheelhouse
 from stackha.model.spec import StackSpec
+from stackha.trust.signing import SIGNING_KEY_ENV, KeyFileError, load_private
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +112,19 @@ def _build_images(lab: Lab, project: engine.ComposeProject, client: Any, force: 
         _emit(f"built {image.tag} in {time.monotonic() - started:.0f} s")
 
 
-def _push(lab: Lab, deadline: float, _emit: Emit) -> None:
+def _push(lab: Lab, deadline: float, _emit: Emit, signing_key: Path) -> None:
     """Publish the lab's configs/ as `stackha push-config` does (the same function), once
     ZooKeeper answers (the ensemble needs a few seconds)."""
     from stackha.coordinator.publish import ConfigRejected, publish_configs
     from stackha.store.base import StoreError
 
+    try:
+        key = load_private(signing_key)
+    except KeyFileError as exc:
+        raise LabError(str(exc)) from exc
     while True:
         try:
-            result = publish_configs(lab.configs, None, "stackha up")
+            result = publish_configs(lab.configs, None, "stackha up", signing_key=key)
             break
         except ConfigRejected as exc:
             raise LabError(f"{exc}: " + "; ".join(str(p) for p in exc.problems)) from exc
@@ -167,7 +173,10 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     lab = load_lab(args, spec)
     # Until the ensemble has formed kazoo warns on every refused connection: expected here.
     logging.getLogger("kazoo.client").setLevel(logging.ERROR)
-    credentials = lab_credentials(lab.spec, lab.compose_dir / PRIVATE_DIR)
+    # Before the compose file is rendered: the agents mount the public half.
+    signing_key = lab_signing_key(lab.compose_dir / PRIVATE_DIR)
+    credentials = lab_credentials(lab.spec, lab.compose_dir / PRIVATE_DIR,
+                                  extra={SIGNING_KEY_ENV: str(signing_key)})
     os.environ.update(credentials)  # the push below, and the compose CLI's interpolation
     # The CA, each member's server certificate and each node's client certificate (kept).
     made = lab_tls_files(lab.spec, lab.compose_dir / PRIVATE_DIR,
@@ -190,7 +199,7 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     recreate = ["--force-recreate"] if made else []
     project.run_checked("up", "--detach", "--remove-orphans", "--quiet-pull", *recreate,
                         capture=True, what="starting the lab")
-    _push(lab, deadline, _emit)
+    _push(lab, deadline, _emit, signing_key)
     _emit("waiting for every agent to apply it and report healthy ...")
     _wait_for_agents(lab, deadline, _emit)
     _emit(f"the lab is up ({time.monotonic() - started:.0f} s)")
@@ -204,7 +213,7 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     private = lab.compose_dir / PRIVATE_DIR
     tls_env = f" . {private / 'tls.env'};" if lab.spec.zookeeper.tls is not None else ""
     _emit(f"  set -a; . {private / 'lab.env'};{tls_env} set +a"
-          "   credentials (and TLS files) for push-config")
+          "   credentials, signing key (and TLS files) for push-config")
     if not lab.options.mycat_release:
         _emit("  MyCat nodes run mycat-standin, stackha's MySQL-protocol stand-in (not MyCat):"
               " see compose/mycat/README.md")

@@ -47,6 +47,8 @@ MYCAT_PASSWORD_IN_CONTAINER = "/run/stackha/mycat-check.password"
 ZK_PLAIN_PORT = 2181
 ZK_TLS_PORT = 2281
 ZK_TLS_IN_CONTAINER = "/etc/zookeeper/tls"
+# The public half of the lab's signing key (stackha.lab.compose.signing): what agents pin.
+TRUSTED_KEY_IN_CONTAINER = "/etc/stackha/trusted/lab-signing.pub"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class LabOptions:
     configs_mount: str = "../configs"
     agent_env_file: str = ".stackha/agent.env"
     mycat_password_file: str = ".stackha/mycat-check.password"
+    trusted_key_file: str = ".stackha/signing.pub"
     # False: no MyCat release was given, the realservers run mycat-standin.
     mycat_release: bool = False
     bridge_name: str = "stackha0"
@@ -130,7 +133,8 @@ def _agent_command(spec: StackSpec, node: Node) -> list[str]:
     # stackha.model.cluster), before its 10 s ZooKeeper session ends: `stackha status` and the
     # drill then show it stale instead of MASTER. The price is one status write a second.
     command = [STACKHA, "agent", "--node", node.name, "--configs", CONFIGS_IN_CONTAINER,
-               "--state-dir", STATE_DIR, "--heartbeat", "1"]
+               "--state-dir", STATE_DIR, "--heartbeat", "1",
+               "--trusted-key", TRUSTED_KEY_IN_CONTAINER]
     if "nginx" in node.roles:
         command += ["--nginx-dir", NGINX_DIR,
                     "--nginx-reload", "stackha-lab-service reload nginx"]
@@ -191,7 +195,8 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         "command": _agent_command(spec, node),
         "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
         "env_file": [options.agent_env_file],
-        "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro"],
+        "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro",
+                    f"{options.trusted_key_file}:{TRUSTED_KEY_IN_CONTAINER}:ro"],
         "networks": {NETWORK: {"ipv4_address": str(node.address)}},
         "labels": {"stackha.node": node.name, "stackha.roles": ",".join(node.roles)},
         "stop_grace_period": "15s",
