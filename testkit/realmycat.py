@@ -239,6 +239,9 @@ def _free_ports(server_xml: str) -> str:
 
 
 def _last_error(text: str) -> str:
+    """MyCat's reason: the innermost cause it printed (its start-up wraps everything in an
+    ExceptionInInitializerError)."""
     lines = [line.strip() for line in text.splitlines()
              if "Exception" in line or "Error" in line]
-    return lines[0] if lines else text[-500:]
+    causes = [line for line in lines if line.startswith("Caused by")]
+    return (causes or lines or [text[-500:]])[-1 if causes else 0]
