@@ -13,10 +13,12 @@ without them the suite skips and says which is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +115,14 @@ def test_valid_variants_load_in_both(outcomes: list[Outcome]):
              f"{o.stackha_errors[:1] or 'accepts'}" for o in outcomes
              if o.name.startswith(VALID) and not (o.mycat.loaded and o.stackha_accepts)]
     assert wrong == []
+
+
+def test_recorded_verdicts_are_mycats(outcomes: list[Outcome]):
+    """tests/unit/golden/mycat_fidelity.json (the unit tests' stand-in for MyCat) is current."""
+    golden = Path(__file__).parents[1] / "unit" / "golden" / "mycat_fidelity.json"
+    recorded = {name: verdict == "LOADED"
+                for name, verdict in json.loads(golden.read_text()).items()}
+    assert recorded == {o.name: o.mycat.loaded for o in outcomes}
 
 
 def test_agreement_rate_is_complete(outcomes: list[Outcome]):
