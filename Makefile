@@ -3,7 +3,7 @@
 PYTHON := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: deps test unit integration lint bench up down e2e clean
+.PHONY: deps test unit integration lint bench fidelity up down e2e clean
 
 deps:
 	./scripts/install-deps.sh
@@ -24,6 +24,10 @@ lint: deps
 
 bench: deps
 	$(PYTHON) -m bench
+
+# stackha's MyCat validator against the real MyCat 1.6.6.1: prints the agreement rate.
+fidelity: deps
+	$(PYTEST) -q -rs tests/integration/test_mycat_fidelity.py
 
 # The compose lab: docker-setup.sh installs and starts the engine, the compose CLI and the
 # locally made base image (no registry needed); `stackha up` builds the rest and starts it.

@@ -62,7 +62,7 @@ from stackha.model.bundle import (
 )
 from stackha.model.cluster import ClusterView
 from stackha.model.rollout import gate
-from stackha.model.spec import HealthCheck, StackSpec, parse_spec
+from stackha.model.spec import HealthCheck, MycatSpec, StackSpec, parse_spec
 from stackha.model.status import NodeStatus
 from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
 from stackha.trust.signing import SPEC_PART, TrustedKeys, verify_part, verify_parts
@@ -228,7 +228,7 @@ class Agent:
 
                 files = {f"mycat/{p.relative_to(staging).as_posix()}": p.read_bytes()
                          for p in staging.rglob("*") if p.is_file()}
-                _, problems = validate_mycat(files)
+                _, problems = validate_mycat(files, version=self._mycat_version())
                 return [str(p) for p in problems if p.is_error]
             if settings.health:
                 local = settings.mycat_health or MycatHealthSettings()
@@ -267,6 +267,12 @@ class Agent:
         version = self._applying or self.applied
         spec = self._spec_of(version) if version is not None else None
         return spec.health_check(name) if spec is not None else HealthCheck(name)
+
+    def _mycat_version(self) -> str:
+        """``mycat.version`` of the version being applied: its files follow that grammar."""
+        version = self._applying or self.applied
+        spec = self._spec_of(version) if version is not None else None
+        return spec.mycat.version if spec is not None else MycatSpec.version
 
     @property
     def last_good_path(self) -> Path:
