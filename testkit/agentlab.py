@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stackha.model.spec import parse_spec
 from stackha.store.zookeeper import Identity, ZooKeeperStore
-from testkit import BOOTSTRAP_CONF, COORDINATOR
+from testkit import BOOTSTRAP_CONF, COORDINATOR, agent_credential
 from testkit.localzk import free_port
 
 
@@ -95,7 +95,8 @@ class NginxNode:
              "--nginx-dir", str(self.prefix),
              "--nginx-reload", " ".join(self.nginx_command("-s", "reload")),
              "--heartbeat", "0.5", "--health-wait", "3", *extra],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "STACKHA_AGENT_CREDENTIAL": agent_credential(self.node)})
 
     def stop_agent(self, sig: int = signal.SIGTERM) -> int:
         assert self.agent is not None
@@ -119,6 +120,15 @@ def coordinator_store(configs: Path, zk_hosts: str) -> ZooKeeperStore:
     spec, _ = parse_spec((configs / "stackha.yaml").read_text())
     store = ZooKeeperStore(zk_hosts, spec.zookeeper.chroot, spec.cluster,
                            Identity.parse(COORDINATOR, "test"))
+    store.start()
+    return store
+
+
+def node_store(configs: Path, zk_hosts: str, node: str) -> ZooKeeperStore:
+    """A store with ``node``'s own credential, as that node's agent has it."""
+    spec, _ = parse_spec((configs / "stackha.yaml").read_text())
+    store = ZooKeeperStore(zk_hosts, spec.zookeeper.chroot, spec.cluster,
+                           Identity.parse(agent_credential(node), "test"))
     store.start()
     return store
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit import AGENT, COORDINATOR, EXAMPLE_CONFIGS, ROOT
+from testkit import AGENT, COORDINATOR, EXAMPLE_CONFIGS, ROOT, write_registry
 from testkit.localzk import LocalZooKeeper
 
 __all__ = ["AGENT", "COORDINATOR", "EXAMPLE_CONFIGS", "ROOT"]
@@ -23,9 +23,12 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The coordinator's credential, the agent registry, and nginx1's credential as the
+    agent default (harnesses give other nodes theirs)."""
     monkeypatch.setenv("STACKHA_COORDINATOR_CREDENTIAL", COORDINATOR)
     monkeypatch.setenv("STACKHA_AGENT_CREDENTIAL", AGENT)
+    monkeypatch.setenv("STACKHA_AGENT_REGISTRY", str(write_registry(tmp_path / "agents.registry")))
 
 
 @pytest.fixture

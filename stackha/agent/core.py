@@ -476,6 +476,13 @@ class Agent:
         if version is None:
             self._fail(number, "fetch", f"version {number} not found in the store")
             return
+        withheld = sorted(set(self._roles_of(version)) & version.withheld)
+        if withheld:
+            # Applying it would remove this role's files: the ACLs lag behind the spec.
+            self._fail(number, "verify", f"version {number}: files of role "
+                       f"{', '.join(withheld)} are not readable with this node's credential "
+                       "(run stackha init as the coordinator)")
+            return
         self._pending = PendingVersion(version, time.monotonic(),
                                        frozenset(self._changed_roles(version)))
         self._advance_rollout()

@@ -15,7 +15,7 @@ from stackha.agent.vrrp import VrrpSettings
 from stackha.cli.mycat import add_agent_options as add_mycat_agent_options
 from stackha.cli.mycat import agent_settings as mycat_agent_settings
 from stackha.cli.options import add_common, read_spec
-from stackha.cli.output import EXIT_OK
+from stackha.cli.output import EXIT_OK, CommandError
 from stackha.keepalived.render import SCRIPT_USER
 from stackha.lvs.node import LvsSettings
 from stackha.model.spec import StackSpec
@@ -84,7 +84,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
                              health_timeout=args.health_timeout)
     from stackha.store.connect import build_store
 
-    agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
+    store = build_store(spec, args.zk, "agent", retry_forever=True,
+                        credential_file=args.credential_file)
+    if store.identity is not None and store.identity.user != args.node:
+        # One identity per node: a node reports, and reads role files, only as itself.
+        raise CommandError(f"agent credential is for {store.identity.user!r}, not for node "
+                           f"{args.node!r} (stackha credentials issue {args.node})")
+    agent = Agent(settings, store)
     if args.metrics_port:
         from stackha.agent import metrics
 
@@ -99,6 +105,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("agent", help="the node agent (long-running)")
     add_common(p)
     p.add_argument("--node", required=True, help="this node's name in the spec")
+    p.add_argument("--credential-file", type=Path,
+                   help="this node's own ZooKeeper credential (instead of the spec's "
+                        "zookeeper.agent_auth); see `stackha credentials issue`")
     p.add_argument("--nginx-dir", type=Path, help="nginx prefix the nginx files go to")
     p.add_argument("--nginx-reload", help="command that reloads nginx, e.g. 'nginx -s reload'")
     p.add_argument("--nginx-health-url",

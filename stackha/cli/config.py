@@ -123,6 +123,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     coordinator = _coordinator(args, staged=not args.all_at_once)
     try:
+        coordinator.store.ensure_layout()  # type: ignore[attr-defined]
         result = coordinator.rollback(args.version)
     finally:
         coordinator.store.close()

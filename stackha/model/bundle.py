@@ -153,6 +153,9 @@ class ConfigVersion:
     message: str
     # Staged rollout (stackha.model.rollout): role -> the node that applies this version first.
     canaries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Roles whose files this reader's credential may not read (see model.versionparts): the
+    # bundle holds every other file. A node must never apply a version withholding its role.
+    withheld: frozenset[str] = frozenset()
 
     @property
     def digest(self) -> str:
@@ -178,6 +181,8 @@ def serialise_version(version: ConfigVersion) -> bytes:
     }
     if version.canaries:
         document["rollout"] = {"canaries": dict(version.canaries)}
+    if version.withheld:
+        document["withheld"] = sorted(version.withheld)
     return json.dumps(document, indent=1, sort_keys=True).encode()
 
 
@@ -241,7 +246,13 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
         number=number, bundle=bundle, created=str(document.get("created", "")),
         author=str(document.get("author", "")), message=str(document.get("message", "")),
         canaries=_canaries(document.get("rollout")),
+        withheld=_withheld(document.get("withheld")),
     ), []
+
+
+def _withheld(raw: Any) -> frozenset[str]:
+    return frozenset(r for r in raw if isinstance(r, str)) if isinstance(raw, list) \
+        else frozenset()
 
 
 def _canaries(rollout: Any) -> Mapping[str, str]:

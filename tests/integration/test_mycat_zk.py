@@ -4,6 +4,7 @@ MariaDB and mycat-standin (the stand-in, not MyCat itself)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -21,6 +22,7 @@ from kazoo.security import Permissions
 
 from stackha.cli.main import main
 from stackha.mycat.zklayout import to_json
+from testkit import agent_credential
 from testkit.agentlab import node_status, wait_for
 from tests.conftest import COORDINATOR
 from tests.integration.test_mycat_standin import (  # noqa: F401 (fixture)
@@ -197,7 +199,8 @@ class MycatNode:
                  "--mycat-manager", f"127.0.0.1:{self.manager_port}",
                  "--mycat-manager-user", "report", "--mycat-health",
                  "--heartbeat", "0.5", "--health-wait", "3", *extra],
-                stdout=out, stderr=subprocess.STDOUT)
+                stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "STACKHA_AGENT_CREDENTIAL": agent_credential("mycat1")})
 
     def login(self, password: str) -> None:
         conn = pymysql.connect(host="127.0.0.1", port=self.port, user="app", password=password,

@@ -108,9 +108,17 @@ def _push(lab: Lab, deadline: float, _emit: Emit) -> None:
     ZooKeeper answers (the ensemble needs a few seconds)."""
     from stackha.coordinator.publish import ConfigRejected, publish_configs
     from stackha.store.base import StoreError
+    from stackha.store.connect import open_store
 
     while True:
         try:
+            # `stackha init` first: the lab's tree is its own, and a node whose credential
+            # was re-issued gets its ACLs back before the push checks them.
+            store = open_store(lab.spec, None, "coordinator")
+            try:
+                store.ensure_layout(take_over=True)
+            finally:
+                store.close()
             result = publish_configs(lab.configs, None, "stackha up")
             break
         except ConfigRejected as exc:

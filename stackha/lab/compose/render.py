@@ -47,7 +47,8 @@ class LabOptions:
     project: str = "stackha"
     # Paths as the compose file sees them (relative to its directory).
     configs_mount: str = "../configs"
-    agent_env_file: str = ".stackha/agent.env"
+    # Each node's own credential (stackha.lab.compose.secrets): {node} is its name.
+    agent_env_file: str = ".stackha/agent-{node}.env"
     mycat_password_file: str = ".stackha/mycat-check.password"
     # False: no MyCat release was given, the realservers run mycat-standin.
     mycat_release: bool = False
@@ -179,7 +180,7 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         "hostname": node.name,
         "command": _agent_command(spec, node),
         "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
-        "env_file": [options.agent_env_file],
+        "env_file": [options.agent_env_file.format(node=node.name)],
         "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro"],
         "networks": {NETWORK: {"ipv4_address": str(node.address)}},
         "labels": {"stackha.node": node.name, "stackha.roles": ",".join(node.roles)},
