@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackha.model.spec import parse_spec
+from stackha.store.connect import tree_access
+from stackha.store.registry import read_registry, registry_path
 from stackha.store.zookeeper import Identity, ZooKeeperStore
 from testkit import BOOTSTRAP_CONF, COORDINATOR, agent_credential
 from testkit.localzk import free_port
@@ -117,9 +119,15 @@ class NginxNode:
 
 
 def coordinator_store(configs: Path, zk_hosts: str) -> ZooKeeperStore:
+    """The coordinator's store, with the agent registry when the environment names one
+    (publishing needs it: the role parts' ACLs name the nodes)."""
     spec, _ = parse_spec((configs / "stackha.yaml").read_text())
     store = ZooKeeperStore(zk_hosts, spec.zookeeper.chroot, spec.cluster,
                            Identity.parse(COORDINATOR, "test"))
+    registry = registry_path(None)
+    if registry is not None:
+        assert store.identity is not None
+        store.access = tree_access(spec, store.identity, read_registry(registry))
     store.start()
     return store
 

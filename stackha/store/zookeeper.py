@@ -259,7 +259,14 @@ class ZooKeeperStore:
         except NodeExistsError:
             pass
         except NoAuthError as exc:
-            raise StoreError(f"{path}: not allowed to create (wrong credential?)") from exc
+            # ZooKeeper checks the parent's CREATE right before the name: the znode may
+            # exist all the same (a squatter's), and then it is named below.
+            if self.client.exists(path) is None:
+                parent = path.rsplit("/", 1)[0] or "/"
+                raise StoreError(f"{path}: the coordinator may not create it: {parent} is "
+                                 "not the coordinator's (wrong credential, or someone else "
+                                 "made it: delete it as ZooKeeper's superuser, zkCli.sh: "
+                                 f"deleteall {parent})") from exc
         try:
             found, stat = self.client.get_acls(path)
         except NoAuthError as exc:
@@ -549,10 +556,13 @@ class ZooKeeperStore:
         except NodeExistsError:
             self.client.set(path, data)
         except NoAuthError as exc:
-            raise StoreError(f"{path}: not allowed to report as node {node} with credential "
-                             f"{self.identity.user if self.identity else '(none)'}: each "
-                             "node reports only under its own identity (stackha credentials "
-                             "issue, then stackha init)") from exc
+            raise StoreError(self._not_yours(path, node)) from exc
+
+    def _not_yours(self, path: str, node: str) -> str:
+        user = self.identity.user if self.identity else "(none)"
+        return (f"{path}: not allowed to report as node {node} with credential {user}: each "
+                "node reports only under its own identity (stackha credentials issue, then "
+                "stackha init)")
 
     def _report_acl(self, node: str) -> list[ACL]:
         parent = self.node_status_path(node)
@@ -566,8 +576,7 @@ class ZooKeeperStore:
                              f"the coordinator (stackha credentials issue {node}, then "
                              "stackha init)") from exc
         except NoAuthError as exc:
-            raise StoreError(f"{parent}: not allowed to read with credential "
-                             f"{self.identity.user}: is this node {node}?") from exc
+            raise StoreError(self._not_yours(parent, node)) from exc
         acl = report_acl_from_plan(data, self.identity.acl_id)
         if acl is None:
             raise StoreError(f"{parent}: holds no report ACL plan: run stackha init")
