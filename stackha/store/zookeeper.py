@@ -62,7 +62,9 @@ from stackha.store.mycatzk import (
 )
 from stackha.store.treeacl import (
     ALL,
+    READ,
     REPORT,
+    AclFinding,
     TreeAccess,
     acl_text,
     compare,
@@ -227,18 +229,21 @@ class ZooKeeperStore:
         for depth in range(1, len(parts)):
             self._create_if_missing("/" + "/".join(parts[:depth]), b"", access.config_acl())
         config = access.grants_config()
-        took = False
+        # Could someone else have written below the versions? Then no version is the
+        # coordinator's for sure (ZooKeeper does not record who created a znode).
+        suspect = False
         for path, data in self._fixed_nodes():
-            took |= self._own(path, data, config, known, take_over, actions)
+            writable = self._own(path, data, config, known, take_over, actions)
+            suspect |= writable and path != self.status_path
         for node in sorted(access.nodes):
-            took |= self._own(self.node_status_path(node), access.report_plan(node),
-                              access.grants_node_status(node), known, take_over, actions)
+            self._own(self.node_status_path(node), access.report_plan(node),
+                      access.grants_node_status(node), known, take_over, actions)
             plan = access.report_plan(node)
             if self.client.get(self.node_status_path(node))[0] != plan:
                 self.client.set(self.node_status_path(node), plan)
-        self._own_statuses(access, known, take_over or took, actions)
+        self._own_statuses(access, known, take_over, actions)
         if take_over:
-            self._own_versions(access, known, actions)
+            self._own_versions(access, known, suspect, actions)
         for line in actions:
             log.warning("event=tree_acl_changed change=%r", line)
         return actions
@@ -250,7 +255,9 @@ class ZooKeeperStore:
     def _own(self, path: str, data: bytes, grants: Mapping[str, int], known: frozenset[str],
              take_over: bool, actions: list[str]) -> bool:
         """Create ``path`` with the designed ACL or bring its ACL back to it; True when it
-        granted something to someone else (its content is then not to be trusted)."""
+        let someone else change it (more than READ: its content is not to be trusted). A
+        grant of READ only (an older design's shared agent identity, say) leaked data but
+        changed nothing."""
         acl = [ACL(perms, Id("digest", who)) for who, perms in grants.items()]
         try:
             self.client.create(path, data, acl=acl)
@@ -284,13 +291,13 @@ class ZooKeeperStore:
             if take_over and self._recreated(path, data, acl):
                 actions.append(f"{path}: deleted and made again (was "
                                f"{', '.join(acl_text(a) for a in found)})")
-                return True
+                return _writable(finding)
             raise StoreError(f"{path}: ACL {', '.join(acl_text(a) for a in found)} gives the "
                              "coordinator no ADMIN right, so it cannot take the znode over: "
                              f"delete it as ZooKeeper's superuser (zkCli.sh: deleteall {path}), "
                              "then run `stackha init`") from exc
         actions.append(f"{path}: ACL set (was {', '.join(acl_text(a) for a in found)})")
-        return bool(finding.foreign)
+        return _writable(finding)
 
     def _recreated(self, path: str, data: bytes, acl: list[ACL]) -> bool:
         """A znode the coordinator may not re-ACL but may delete (the parent is its own now):
@@ -343,28 +350,34 @@ class ZooKeeperStore:
                                          "published (run `stackha init`)")
                     self._delete(child_path, "not made by the node's own agent", actions)
 
-    def _own_versions(self, access: TreeAccess, known: frozenset[str],
+    def _own_versions(self, access: TreeAccess, known: frozenset[str], suspect: bool,
                       actions: list[str]) -> None:
-        """After a take-over, versions someone else could write are deleted (their content
-        is not the coordinator's), and current moves to the newest one left."""
+        """On a take-over, versions someone else could have written (all of them when the
+        tree above them was writable by others) are deleted, the others get the designed
+        ACLs, and current moves to the newest version left when it points nowhere."""
         config = access.grants_config()
         for name in sorted(self.client.get_children(self.versions_path)):
             path = f"{self.versions_path}/{name}"
             found, _ = self.client.get_acls(path)
-            bad = compare(path, found, config, known)
-            for role in self.client.get_children(path):
+            findings = [compare(path, found, config, known)]
+            roles = self.client.get_children(path)
+            for role in roles:
                 role_found, _ = self.client.get_acls(f"{path}/{role}")
-                finding = compare(f"{path}/{role}", role_found, access.grants_role(role), known)
-                if role not in ROLE_PREFIXES:
-                    self._delete(f"{path}/{role}", "no role's part", actions)
-                elif finding is not None and finding.foreign:
-                    bad = bad or finding
-                elif finding is not None:
-                    self.client.set_acls(f"{path}/{role}", access.role_acl(role))
-            if bad is not None and bad.foreign:
-                self._delete(path, "a version someone else could write", actions)
-            elif bad is not None:
+                findings.append(compare(f"{path}/{role}", role_found,
+                                        access.grants_role(role), known))
+            if suspect or any(_writable(f) for f in findings) \
+                    or any(role not in ROLE_PREFIXES for role in roles):
+                why = ("below a tree someone else could write" if suspect
+                       else "someone else could write it")
+                self._delete(path, f"a version {why}", actions)
+                continue
+            if findings[0] is not None:
                 self.client.set_acls(path, access.config_acl())
+            for role, finding in zip(roles, findings[1:], strict=True):
+                if finding is not None:
+                    self.client.set_acls(f"{path}/{role}", access.role_acl(role))
+            if not roles:
+                self._split_whole_version(path, actions)
         data, stat = self.client.get(self.current_path)
         number = _parse_number(data)
         remaining = self.version_numbers()
@@ -372,6 +385,26 @@ class ZooKeeperStore:
             target = max(remaining) if remaining else 0
             self.client.set(self.current_path, str(target).encode(), version=stat.version)
             actions.append(f"{self.current_path}: set to {target} (was {number})")
+
+    def _split_whole_version(self, path: str, actions: list[str]) -> None:
+        """A version from before role parts holds every file, readable by every node: its
+        files move into parts with role ACLs (one transaction, the content unchanged)."""
+        data, stat = self.client.get(path)
+        try:
+            manifest, parts = split_document(data)
+        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+            return  # unreadable already: `config repair` and the readers report it
+        if not parts:
+            return
+        transaction = self.client.transaction()
+        transaction.set_data(path, manifest, version=stat.version)
+        for role, part in parts.items():
+            transaction.create(f"{path}/{role}", part, acl=self._version_acl(role))
+        failures = [r for r in transaction.commit() if isinstance(r, Exception)]
+        if failures:
+            raise StoreError(f"{path}: could not split into role parts: "
+                             f"{type(failures[0]).__name__}")
+        actions.append(f"{path}: files moved into role parts {', '.join(sorted(parts))}")
 
     def _create_if_missing(self, path: str, data: bytes, acl: list[ACL]) -> None:
         try:
@@ -479,21 +512,24 @@ class ZooKeeperStore:
         if self.identity is not None:
             self._require_access()
         payload = document(number)
-        if len(payload) > MAX_VERSION_BYTES:
+        # What goes over the wire is the manifest and the role parts, in one transaction.
+        manifest, role_parts = split_document(payload)
+        size = len(manifest) + sum(len(p) for p in role_parts.values())
+        if max(len(payload), size) > MAX_VERSION_BYTES:
             raise VersionTooLarge(
-                f"version {number} is {len(payload)} bytes, over the {MAX_VERSION_BYTES} byte "
-                "limit of one ZooKeeper znode; nothing was written")
+                f"version {number} is {max(len(payload), size)} bytes, over the "
+                f"{MAX_VERSION_BYTES} byte limit of one ZooKeeper transaction; nothing was "
+                "written")
         plan = None
         if mycat is not None:
             owner = self.identity.acl(Permissions.ALL) if self.identity else None
             plan = plan_layout(self.client, mycat.target, mycat.layout,
                                layout_acls(owner, mycat.target.readers))
-            if len(payload) + plan.size > MAX_VERSION_BYTES:
+            if size + plan.size > MAX_VERSION_BYTES:
                 raise VersionTooLarge(
-                    f"version {number} ({len(payload)} bytes) and MyCat's ZooKeeper layout "
+                    f"version {number} ({size} bytes) and MyCat's ZooKeeper layout "
                     f"({plan.size} bytes) exceed the {MAX_VERSION_BYTES} byte limit of one "
                     "ZooKeeper transaction; nothing was written")
-        manifest, role_parts = split_document(payload)
         path = f"{self.versions_path}/{_version_name(number)}"
         transaction = self.client.transaction()
         transaction.check(self.current_path, stat.version)
@@ -623,6 +659,10 @@ class ZooKeeperStore:
         """Ask MyCat nodes running with loadZk=true to re-read their layout."""
         owner = self.identity.acl(Permissions.ALL) if self.identity else None
         return send_reload(self.client, target, owner, list(myids))
+
+
+def _writable(finding: AclFinding | None) -> bool:
+    return finding is not None and any(a.perms & ~READ for a in finding.foreign)
 
 
 # Version node names are zero-padded to 10 digits; a larger "number" is damage, not a version

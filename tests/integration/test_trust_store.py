@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,20 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
 from stackha.cli.main import main
+from stackha.model.bundle import Bundle, ConfigVersion, serialise_version
 from stackha.model.spec import parse_spec
 from stackha.model.status import NodeStatus
 from stackha.store.base import StoreError
 from stackha.store.zookeeper import Identity, ZooKeeperStore
 from testkit import COORDINATOR, agent_credential
-from testkit.agentlab import NginxNode, adapt_configs_for_loopback, node_status, wait_for
+from testkit.agentlab import (
+    NginxNode,
+    adapt_configs_for_loopback,
+    coordinator_store,
+    fetch,
+    node_status,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 SERVER_XML_SECRET = re.compile(rb'name="password">([^<]+)<')
@@ -228,3 +237,84 @@ def test_a_rotated_credential_locks_the_old_one_out(configs, zookeeper, tmp_path
     finally:
         old_store.close()
         new_store.close()
+
+
+def test_init_adopts_a_tree_of_the_shared_credential_design_without_losing_history(
+        configs, zookeeper, capsys):
+    # The layout before one identity per node: everything readable by one shared agent
+    # identity, each version one document holding every file.
+    base = _base(configs)
+    shared = make_digest_acl("agent", "agent-secret", read=True)
+    acl = [make_digest_acl("coordinator", "coordinator-secret", all=True), shared]
+    bundle = Bundle.from_contents({p.relative_to(configs).as_posix(): p.read_bytes()
+                                   for p in configs.rglob("*") if p.is_file()})
+    old = serialise_version(ConfigVersion(1, bundle, "then", "someone", "before"))
+    coordinator = _client(zookeeper, COORDINATOR)
+    try:
+        coordinator.ensure_path("/stackha")
+        for path, data in ((base, b""), (f"{base}/config", b""),
+                           (f"{base}/config/current", b"1"), (f"{base}/config/versions", b""),
+                           (f"{base}/config/versions/0000000001", old), (f"{base}/status", b"")):
+            coordinator.create(path, data, acl=acl)
+    finally:
+        coordinator.stop()
+    assert _push(configs) == 1
+    assert f"{base}: ACL grants digest:agent:" in capsys.readouterr().err
+    assert main(["init", "--configs", str(configs)]) == 0
+    assert "files moved into role parts mycat, nginx" in capsys.readouterr().out
+    nginx1 = _store(configs, zookeeper, agent_credential("nginx1"))
+    former = _client(zookeeper, "agent:agent-secret")
+    try:
+        version = nginx1.read_version(1)
+        assert version is not None and version.message == "before"
+        assert version.withheld == {"mycat"}
+        assert version.bundle.files["nginx/nginx.conf"].content == \
+            (configs / "nginx/nginx.conf").read_bytes()
+        with pytest.raises(NoAuthError):
+            former.get(f"{base}/config/versions/0000000001")
+    finally:
+        nginx1.close()
+        former.stop()
+    reader = _store(configs, zookeeper, COORDINATOR)
+    try:
+        assert reader.read_version(1).digest == bundle.digest
+    finally:
+        reader.close()
+    assert _push(configs) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+
+def test_an_agent_refuses_a_version_that_withholds_its_roles_files(tmp_path, configs,
+                                                                    zookeeper):
+    node = NginxNode(tmp_path / "node", configs, zookeeper.hosts)
+    adapt_configs_for_loopback(configs, node.port)
+    node.start_nginx()
+    try:
+        (configs / "nginx/html/index.html").write_text("one\n")
+        assert _push(configs) == 0
+        node.start_agent()
+        wait_for(lambda: fetch(node.url) == "one\n", what="version 1 served")
+        # A version whose nginx part the node may not read (ACLs behind the spec): applied,
+        # it would empty the node's nginx directory.
+        (configs / "nginx/html/index.html").write_text("two\n")
+        store = coordinator_store(configs, zookeeper.hosts)
+        try:
+            assert store.access is not None
+            store.access = replace(store.access, roles={**store.access.roles, "nginx1": ()})
+            contents = {p.relative_to(configs).as_posix(): p.read_bytes()
+                        for p in configs.rglob("*") if p.is_file()}
+            document = serialise_version(ConfigVersion(0, Bundle.from_contents(contents),
+                                                       "now", "test", "withheld"))
+            two = store.publish(lambda n: document.replace(b'"version": 0',
+                                                           f'"version": {n}'.encode()),
+                                store.current_number())
+        finally:
+            store.close()
+        status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
+                          and s["rejected_version"] == two and s, what="version 2 refused")
+        assert "files of role nginx are not readable with this node's credential" \
+            in status["last_error"]
+        assert fetch(node.url) == "one\n"
+        assert (node.prefix / "nginx.conf").exists()
+    finally:
+        node.close()
