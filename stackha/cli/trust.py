@@ -10,6 +10,7 @@ from stackha.cli.options import add_common, read_spec
 from stackha.cli.output import EXIT_OK, CommandError, emit
 from stackha.store.connect import open_store, unregistered
 from stackha.store.registry import REGISTRY_ENV, issue, read_registry, registry_path
+from stackha.store.zookeeper import Identity
 
 
 def _registry(args: argparse.Namespace) -> Path:
@@ -24,6 +25,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     registry = _registry(args)
     store = open_store(spec, args.zk, "coordinator", registry=registry)
     try:
+        if args.admin_credential_file is not None:
+            # ZooKeeper's superuser passes every ACL check: it can take over a znode
+            # whose squatter left the coordinator no right at all.
+            store.add_auth(Identity.parse(_read(args.admin_credential_file),
+                                          str(args.admin_credential_file)))
         changes = store.ensure_layout(take_over=True)
     finally:
         store.close()
@@ -34,6 +40,13 @@ def cmd_init(args: argparse.Namespace) -> int:
              f"(stackha credentials issue {node})")
     emit(f"{store.base}: owned by the coordinator ({len(changes)} change(s))")
     return EXIT_OK
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
@@ -50,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create the ZooKeeper tree with its ACLs, or take it over")
     add_common(p)
     p.add_argument("--registry", type=Path, help=f"agent registry (default ${REGISTRY_ENV})")
+    p.add_argument("--admin-credential-file", type=Path,
+                   help="ZooKeeper superuser credential (user:password of its superDigest), "
+                        "to take over znodes that shut the coordinator out")
     p.set_defaults(func=cmd_init)
     creds = sub.add_parser("credentials", help="per-node ZooKeeper credentials")
     creds_sub = creds.add_subparsers(dest="credentials_command", required=True)

@@ -166,6 +166,11 @@ class ZooKeeperStore:
             self.client.close()
             raise StoreError(f"cannot reach ZooKeeper at {self.hosts}: timed out") from exc
 
+    @_translated
+    def add_auth(self, identity: Identity) -> None:
+        """A second identity on this session (``stackha init --admin-credential-file``)."""
+        self.client.add_auth(*identity.auth)
+
     def close(self) -> None:
         try:
             self.client.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
-from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
+from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl, make_digest_acl_credential
 
 from stackha.cli.main import main
 from stackha.model.bundle import Bundle, ConfigVersion, serialise_version
@@ -29,6 +29,7 @@ from testkit.agentlab import (
     node_status,
     wait_for,
 )
+from testkit.localzk import LocalZooKeeper
 
 pytestmark = pytest.mark.integration
 SERVER_XML_SECRET = re.compile(rb'name="password">([^<]+)<')
@@ -318,3 +319,61 @@ def test_an_agent_refuses_a_version_that_withholds_its_roles_files(tmp_path, con
         assert (node.prefix / "nginx.conf").exists()
     finally:
         node.close()
+
+
+class _ZooKeeperWithSuperuser(LocalZooKeeper):
+    """ZooKeeper 3.8 turns unknown zoo.cfg keys into ``zookeeper.<key>`` properties."""
+
+    def _write_config(self) -> Path:
+        config = super()._write_config()
+        digest = make_digest_acl_credential("super", "super-secret")
+        config.write_text(config.read_text()
+                          + f"DigestAuthenticationProvider.superDigest={digest}\n")
+        return config
+
+
+def test_only_the_superuser_takes_over_a_squat_that_shuts_the_coordinator_out(
+        tmp_path, configs, capsys):
+    server = _ZooKeeperWithSuperuser(tmp_path / "zk")
+    server.start()
+    try:
+        zk = ["--zk", server.hosts]
+        base = _base(configs)
+        squatter = _client(server, "mallory:mallory-secret")
+        try:
+            squatter.create(base, b"", makepath=True,
+                            acl=[make_digest_acl("mallory", "mallory-secret", all=True)])
+            assert main(["init", "--configs", str(configs), *zk]) == 1
+            assert f"deleteall {base}" in capsys.readouterr().err
+            admin = tmp_path / "super.credential"
+            admin.write_text("super:super-secret\n")
+            assert main(["init", "--configs", str(configs), *zk,
+                         "--admin-credential-file", str(admin)]) == 0
+            assert f"{base}: ACL set (was digest:mallory:" in capsys.readouterr().out
+            assert main(["push-config", "--configs", str(configs), *zk]) == 0
+            with pytest.raises(NoAuthError):
+                squatter.get(f"{base}/config/current")
+            with pytest.raises(NoAuthError):
+                squatter.create(f"{base}/config/versions/0000000009", b"{}")
+        finally:
+            squatter.stop()
+    finally:
+        server.stop()
+
+
+def test_zookeeper_shows_agents_no_digest_so_the_report_acl_comes_from_the_data(
+        configs, zookeeper):
+    """Why status/<node> carries its report's ACL as data: getACL by a node (READ, no
+    ADMIN) shows every digest as ``user:x`` in ZooKeeper 3.8."""
+    assert _push(configs) == 0
+    status = f"{_base(configs)}/status"
+    nginx1 = _client(zookeeper, agent_credential("nginx1"))
+    coordinator = _client(zookeeper, COORDINATOR)
+    try:
+        assert {a.id.id.split(":", 1)[1] for a in nginx1.get_acls(status)[0]} == {"x"}
+        assert "x" not in {a.id.id.split(":", 1)[1] for a in coordinator.get_acls(status)[0]}
+        plan = json.loads(nginx1.get(f"{status}/nginx1")[0])["report_acl"]
+        assert {e["id"] for e in plan} == {a.id.id for a in coordinator.get_acls(status)[0]}
+    finally:
+        nginx1.stop()
+        coordinator.stop()
