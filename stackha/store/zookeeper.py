@@ -251,6 +251,10 @@ class ZooKeeperStore:
             self._own_versions(access, known, suspect, actions)
         for line in actions:
             log.warning("event=tree_acl_changed change=%r", line)
+        for node in sorted(set(access.roles) - set(access.nodes)):
+            # Without an identity it can neither read its role files nor report.
+            log.warning("event=node_unregistered node=%s fix=%r", node,
+                        f"stackha credentials issue {node}")
         return actions
 
     def _fixed_nodes(self) -> list[tuple[str, bytes]]:
