@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from testkit import write_credential
 from testkit.netlab import (
     ZOOKEEPER_SECTION,
     Host,
@@ -139,6 +140,7 @@ class VrrpLab:
     def start_agent(self, host: Host) -> None:
         base = self.node_dir(host)
         command = [sys.executable, "-m", "stackha", "agent", "--node", host.name,
+                   "--credential-file", str(write_credential(base / "agent.credential", host.name)),
                    "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
                    "--state-dir", str(base / "state"), "--run-dir", str(base / "run"),
                    "--nginx-dir", str(base / "nginx"),

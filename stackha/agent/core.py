@@ -500,6 +500,13 @@ class Agent:
             self._fail(number, "signature", untrusted)
             self._report()
             return
+        withheld = sorted(set(self._roles_of(version)) & version.withheld)
+        if withheld:
+            # Applying it would remove this role's files: the ACLs lag behind the spec.
+            self._fail(number, "verify", f"version {number}: files of role "
+                       f"{', '.join(withheld)} are not readable with this node's credential "
+                       "(run stackha init as the coordinator)")
+            return
         self._pending = PendingVersion(version, time.monotonic(),
                                        frozenset(self._changed_roles(version)))
         self._advance_rollout()

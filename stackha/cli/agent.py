@@ -116,7 +116,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         log.info("event=trusted_keys keys=%s cluster=%s", ",".join(trust.keys.ids),
                  trust.cluster)
 
-    agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
+    store = build_store(spec, args.zk, "agent", retry_forever=True,
+                        credential_file=args.credential_file)
+    if store.identity is not None and store.identity.user != args.node:
+        # One identity per node: a node reports, and reads role files, only as itself.
+        raise CommandError(f"agent credential is for {store.identity.user!r}, not for node "
+                           f"{args.node!r} (stackha credentials issue {args.node})")
+    agent = Agent(settings, store)
     if args.metrics_port:
         from stackha.agent import metrics
 
@@ -131,6 +137,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("agent", help="the node agent (long-running)")
     add_common(p)
     p.add_argument("--node", required=True, help="this node's name in the spec")
+    p.add_argument("--credential-file", type=Path,
+                   help="this node's own ZooKeeper credential (instead of the spec's "
+                        "zookeeper.agent_auth); see `stackha credentials issue`")
     p.add_argument("--nginx-dir", type=Path, help="nginx prefix the nginx files go to")
     p.add_argument("--nginx-reload", help="command that reloads nginx, e.g. 'nginx -s reload'")
     p.add_argument("--nginx-health-url",

@@ -117,6 +117,7 @@ def _push(lab: Lab, deadline: float, _emit: Emit, signing_key: Path) -> None:
     ZooKeeper answers (the ensemble needs a few seconds)."""
     from stackha.coordinator.publish import ConfigRejected, publish_configs
     from stackha.store.base import StoreError
+    from stackha.store.connect import open_store
 
     try:
         key = load_private(signing_key)
@@ -124,6 +125,13 @@ def _push(lab: Lab, deadline: float, _emit: Emit, signing_key: Path) -> None:
         raise LabError(str(exc)) from exc
     while True:
         try:
+            # `stackha init` first: the lab's tree is its own, and a node whose credential
+            # was re-issued gets its ACLs back before the push checks them.
+            store = open_store(lab.spec, None, "coordinator")
+            try:
+                store.ensure_layout(take_over=True)
+            finally:
+                store.close()
             result = publish_configs(lab.configs, None, "stackha up", signing_key=key)
             break
         except ConfigRejected as exc:

@@ -58,7 +58,8 @@ class LabOptions:
     project: str = "stackha"
     # Paths as the compose file sees them (relative to its directory).
     configs_mount: str = "../configs"
-    agent_env_file: str = ".stackha/agent.env"
+    # Each node's own credential (stackha.lab.compose.secrets): {node} is its name.
+    agent_env_file: str = ".stackha/agent-{node}.env"
     mycat_password_file: str = ".stackha/mycat-check.password"
     trusted_key_file: str = ".stackha/signing.pub"
     # False: no MyCat release was given, the realservers run mycat-standin.
@@ -194,7 +195,7 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         "hostname": node.name,
         "command": _agent_command(spec, node),
         "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
-        "env_file": [options.agent_env_file],
+        "env_file": [options.agent_env_file.format(node=node.name)],
         "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro",
                     f"{options.trusted_key_file}:{TRUSTED_KEY_IN_CONTAINER}:ro"],
         "networks": {NETWORK: {"ipv4_address": str(node.address)}},
