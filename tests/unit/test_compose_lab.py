@@ -200,3 +200,25 @@ def test_lab_credentials_are_generated_once_and_kept(tmp_path):
 def test_notify_fifo_events_that_are_not_states_are_ignored():
     assert parse_notify_line('INSTANCE "web" MASTER 150') == ("web", "MASTER", 150)
     assert parse_notify_line('INSTANCE "web" MASTER_RX_LOWER_PRI 150') is None
+
+
+def test_lab_network_is_internal_and_mycat_nodes_know_it(backend):
+    # No route out of the lab: an internal network has no NAT and no outward gateway.
+    document = compose_document(_spec(), backend)
+    assert document["networks"]["lab"]["internal"] is True
+    mycat = document["services"]["mycat1-standin"]
+    assert mycat["environment"]["STACKHA_LAB_NETWORK"] == "10.77.0.0/24"
+    assert "--reload-timeout" in mycat["command"]
+
+
+def test_mycat_tarball_is_placed_alone_in_the_build_context(tmp_path: Path):
+    from stackha.lab.compose.commands import place_tarball
+
+    (tmp_path / "mycat").mkdir()
+    (tmp_path / "mycat/Mycat-server-old.tar.gz").write_bytes(b"old")
+    release = tmp_path / "Mycat-server-1.6.6.1-release.tar.gz"
+    release.write_bytes(b"release")
+    assert place_tarball(release, tmp_path) == release.name
+    assert [p.name for p in (tmp_path / "mycat").glob("*.tar.gz")] == [release.name]
+    with pytest.raises(LabError, match="no such file"):
+        place_tarball(tmp_path / "missing.tar.gz", tmp_path)
