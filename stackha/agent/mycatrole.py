@@ -53,8 +53,9 @@ class MycatManagerSettings:
     verify_attempts: int = 3
     verify_wait: float = 1.0
     # ZooKeeper mode (loadZk=true): MyCat re-reads the layout push-config wrote on its own;
-    # how many ``verify_wait`` steps the agent waits for that before reloading it itself.
-    zk_wait_attempts: int = 30
+    # how many ``verify_wait`` steps the agent waits for that before reloading it itself
+    # (in the e2e drill one MyCat missed a layout change after a ZooKeeper outage).
+    zk_wait_attempts: int = 5
 
 
 @dataclass(frozen=True)
