@@ -2,6 +2,10 @@
 # tests. Both install what they need first.
 PYTHON := .venv/bin/python
 PYTEST := .venv/bin/pytest
+# The MyCat release the lab's MyCat nodes run (see README, "MyCat"): the shared copy next to
+# the checkout when there is one; without it they run mycat-standin.
+STACKHA_MYCAT_TARBALL ?= $(firstword $(wildcard ../shared/mycat/Mycat-server-*.tar.gz))
+export STACKHA_MYCAT_TARBALL
 
 .PHONY: deps test unit integration lint bench fidelity up down e2e clean
 

@@ -16,6 +16,7 @@ directory), so a version that kills the agent cannot do so on every restart.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import queue
@@ -94,6 +95,9 @@ class RoleSettings:
     # of the SQL-port health login.
     mycat_manager: MycatManagerSettings | None = None
     mycat_health: MycatHealthSettings | None = None
+    # mycat only: backends (schema.xml urls) must lie in these networks or loopback; a
+    # version naming any other is refused before MyCat sees it (None: not checked).
+    mycat_backend_networks: tuple[ipaddress.IPv4Network, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,14 @@ class Agent:
                 files = {f"mycat/{p.relative_to(staging).as_posix()}": p.read_bytes()
                          for p in staging.rglob("*") if p.is_file()}
                 _, problems = validate_mycat(files, version=self._mycat_version())
-                return [str(p) for p in problems if p.is_error]
+                found = [str(p) for p in problems if p.is_error]
+                schema = staging / "schema.xml"
+                if settings.mycat_backend_networks is not None and schema.is_file():
+                    from stackha.mycat.hosts import foreign_hosts
+
+                    found += [f"mycat/{line}" for line in foreign_hosts(
+                        schema.read_bytes(), settings.mycat_backend_networks)]
+                return found
             if settings.health:
                 local = settings.mycat_health or MycatHealthSettings()
 

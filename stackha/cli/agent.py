@@ -39,7 +39,9 @@ def _role_settings(args: argparse.Namespace, spec: StackSpec) -> dict[str, RoleS
         roles["mycat"] = RoleSettings(
             target=args.mycat_dir,
             reload=tuple(shlex.split(args.mycat_reload)) if args.mycat_reload else None,
-            health=health is not None, mycat_manager=manager, mycat_health=health)
+            health=health is not None, mycat_manager=manager, mycat_health=health,
+            mycat_backend_networks=tuple(args.mycat_backend_network)
+            if args.mycat_backend_network else None)
     return roles
 
 

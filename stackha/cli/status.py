@@ -10,9 +10,19 @@ from typing import Any
 
 from stackha.cli.lab import add_lab_arguments
 from stackha.cli.options import add_common, read_spec
-from stackha.cli.output import EXIT_OK, emit, write
+from stackha.cli.output import EXIT_OK, CommandError, emit, write
 from stackha.model.cluster import ClusterView
 from stackha.store.connect import open_store
+
+
+def _refuse_if_lab_down(args: argparse.Namespace, hosts: str) -> None:
+    """Lab addresses without the lab's bridge would go out by the default route."""
+    from stackha.lab.compose.bridge import lab_down_reason, zookeeper_addresses
+
+    reason = lab_down_reason(zookeeper_addresses(args.zk or hosts),
+                             args.compose_dir.resolve() / "compose.yaml")
+    if reason is not None:
+        raise CommandError(reason)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -24,6 +34,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         table, containers = containers_view(args)
         if not args.json:
             write(table + "\n")
+    _refuse_if_lab_down(args, spec.zookeeper.hosts)
     store = open_store(spec, args.zk, "coordinator")
     try:
         current, statuses = store.current_number(), store.statuses()

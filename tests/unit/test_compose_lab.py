@@ -305,3 +305,25 @@ def test_lab_signing_key_is_made_once_and_only_the_host_knows_it(tmp_path):
     (tmp_path / "signing.pub").unlink()
     with pytest.raises(LabError, match=r"only one of signing\.key and signing\.pub"):
         lab_signing_key(tmp_path)
+
+
+def test_lab_network_is_internal_and_mycat_nodes_know_it(backend):
+    # No route out of the lab: an internal network has no NAT and no outward gateway.
+    document = compose_document(_spec(), backend)
+    assert document["networks"]["lab"]["internal"] is True
+    mycat = document["services"]["mycat1-standin"]
+    assert mycat["environment"]["STACKHA_LAB_NETWORK"] == "10.77.0.0/24"
+    assert "--reload-timeout" in mycat["command"]
+
+
+def test_mycat_tarball_is_placed_alone_in_the_build_context(tmp_path: Path):
+    from stackha.lab.compose.commands import place_tarball
+
+    (tmp_path / "mycat").mkdir()
+    (tmp_path / "mycat/Mycat-server-old.tar.gz").write_bytes(b"old")
+    release = tmp_path / "Mycat-server-1.6.6.1-release.tar.gz"
+    release.write_bytes(b"release")
+    assert place_tarball(release, tmp_path) == release.name
+    assert [p.name for p in (tmp_path / "mycat").glob("*.tar.gz")] == [release.name]
+    with pytest.raises(LabError, match="no such file"):
+        place_tarball(tmp_path / "missing.tar.gz", tmp_path)

@@ -145,7 +145,12 @@ def _agent_command(spec: StackSpec, node: Node) -> list[str]:
         check = spec.health_check("mycat")
         command += ["--mycat-dir", MYCAT_DIR,
                     "--mycat-manager", f"127.0.0.1:{check.manager_port or 9066}",
-                    "--mycat-reload", "stackha-lab-service reload mycat"]
+                    "--mycat-reload", "stackha-lab-service reload mycat",
+                    # The first reload starts MyCat: a JVM on a busy machine needs longer
+                    # than the 20 s default.
+                    "--reload-timeout", "120",
+                    # Lab traffic stays in the lab: no version naming another backend.
+                    "--mycat-backend-network", str(lab_network(spec))]
         if check.user:
             command.append("--mycat-health")
     if spec.groups_of(node.name):
@@ -210,6 +215,8 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         where = _tls_client_dir(spec)
         service["volumes"].append(f"{options.tls_dir}/{node.name}:{where}:ro")
     if "mycat" in node.roles:
+        # stackha-lab-service starts MyCat only on files whose backends are in here.
+        service["environment"]["STACKHA_LAB_NETWORK"] = str(lab_network(spec))
         service["labels"]["stackha.mycat"] = "release" if options.mycat_release else "standin"
     if caps := _capabilities(spec, node):
         service["cap_add"] = caps
@@ -316,6 +323,9 @@ def compose_document(spec: StackSpec, backend: Backend,
         "services": services,
         "networks": {NETWORK: {
             "driver": "bridge",
+            # No route out: nothing in the lab reaches past the bridge (no NAT, no gateway
+            # beyond the host's own address on it).
+            "internal": True,
             "driver_opts": {"com.docker.network.bridge.name": options.bridge_name},
             "ipam": {"config": [{"subnet": str(network), "gateway": str(gateway)}]},
         }},
