@@ -49,7 +49,7 @@ from stackha.agent.vrrp import VrrpSettings, keepalived_conf
 from stackha.checks.nginx import check_nginx_dir
 from stackha.checks.probes import check_http
 from stackha.keepalived.process import KeepalivedProcess, NotifyFifo, config_test
-from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK
+from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK, UnsafeValue
 from stackha.keepalived.vridwatch import Advert, VridWatch
 from stackha.lvs.loaddr import NetlinkLoopback
 from stackha.lvs.node import LvsNode, LvsSettings
@@ -782,7 +782,10 @@ class Agent:
         if vrrp is None or self.vrrp_sync is None or not spec.groups_of(self.settings.node):
             return None
         ipvs = self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node)
-        text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
+        try:
+            text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
+        except UnsafeValue as exc:  # the parser refuses these first; this is the backstop
+            return ApplyResult(changed=False, ok=False, stage="validate", reason=str(exc))
         result = self.vrrp_sync.apply({"keepalived.conf": text.encode()}, version=number,
                                       hold=True)
         if not result.ok:

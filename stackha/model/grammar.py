@@ -56,8 +56,8 @@ def interface_reason(value: str) -> str | None:
 
 def identifier_reason(value: str) -> str | None:
     if value in (".", "..") or not _IDENTIFIER.fullmatch(value):
-        return "must be 1-63 of letters, digits, '_', '.' and '-', starting with a letter, " \
-               "digit or '_'"
+        return ("must be a name of letters, digits, '_', '.' or '-' (1-63, starting with a "
+                "letter, digit or '_')")
     return None
 
 

@@ -325,8 +325,8 @@ def _shown(value: Any) -> str:
 
 
 def _quoting(check: Callable[[str], str | None]) -> Callable[[str], str | None]:
-    """A grammar check whose reason starts with the refused value."""
-    return lambda v: (f"{_shown(v)} {reason}" if (reason := check(v)) else None)
+    """A grammar check whose reason ends with the refused value."""
+    return lambda v: (f"{reason} (got {_shown(v)})" if (reason := check(v)) else None)
 
 
 def _normalised(r: _Reader, data: dict[str, Any], key: str, path: str,
@@ -337,7 +337,7 @@ def _normalised(r: _Reader, data: dict[str, Any], key: str, path: str,
         return default
     out, reason = normal(value)
     if out is None:
-        r.error(child_path(path, key), f"{_shown(value)} {reason}")
+        r.error(child_path(path, key), f"{reason} (got {_shown(value)})")
         return default
     return out
 
