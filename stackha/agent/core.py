@@ -59,6 +59,7 @@ from stackha.model.bundle import (
     file_mode,
     parse_version,
     serialise_version,
+    shipped_code_reason,
 )
 from stackha.model.cluster import ClusterView
 from stackha.model.rollout import gate
@@ -738,13 +739,25 @@ class Agent:
     def _apply(self, version: ConfigVersion) -> bool:
         spec = self._spec_of(version)
         if spec is None:
-            self._fail(version.number, "verify", "the version's stackha.yaml does not parse")
+            # The same parser as the coordinator's, so the same grammar: name the first error.
+            _, problems = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml") \
+                if "stackha.yaml" in version.bundle.files else (None, [])
+            first = next((str(p) for p in problems if p.is_error), "")
+            self._fail(version.number, "verify", "the version's stackha.yaml does not parse"
+                       + (f": {first}" if first else ""))
             return False
         if spec.node(self.settings.node) is None:
             self._fail(version.number, "verify",
                        f"node {self.settings.node} is not in version {version.number}'s spec")
             return False
         files = node_files(version.bundle, spec, self.settings.node)
+        # Nothing is staged (so nothing validated, so no nginx -t) for a version that ships
+        # code: the coordinator refuses it too, but the store is not trusted.
+        shipped = [reason for role, role_set in files.items() for path, content in
+                   role_set.items() if (reason := shipped_code_reason(f"{role}/{path}", content))]
+        if shipped:
+            self._fail(version.number, "verify", shipped[0])
+            return False
         done: list[str] = []
         for role, role_set in files.items():
             resource = self.resources.get(role)
