@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from stackha.model.grammar import name_reason
 from stackha.model.problems import Problem
 
 FORMAT = 1
@@ -299,8 +300,11 @@ def _canaries(rollout: Any) -> Mapping[str, str]:
     raw = rollout.get("canaries") if isinstance(rollout, dict) else None
     if not isinstance(raw, dict):
         return MappingProxyType({})
+    # A canary's name becomes the znode status/<canary> that other nodes read: only names of
+    # the spec's grammar count.
     return MappingProxyType({role: node for role, node in raw.items()
-                             if isinstance(role, str) and isinstance(node, str) and node})
+                             if isinstance(role, str) and isinstance(node, str)
+                             and name_reason(node) is None})
 
 
 def _signatures(raw: Any) -> Mapping[str, PartSignature]:

@@ -195,3 +195,16 @@ def test_each_field_that_is_written_somewhere_is_checked(old, new, field):
     assert text != _example(), old
     found = _errors(text)
     assert any(f": {field}" in line for line in found), found
+
+
+@pytest.mark.parametrize("canary", ["../x", "ng/x", "a\nb", ""])
+def test_a_canary_that_is_no_name_is_ignored(canary):
+    from types import MappingProxyType
+
+    from stackha.model.bundle import Bundle, ConfigVersion, parse_version, serialise_version
+
+    version = ConfigVersion(3, Bundle.from_contents({"stackha.yaml": b"x: 1\n"}), "now", "t",
+                            "m", MappingProxyType({"nginx": canary, "mycat": "mycat1"}))
+    parsed, problems = parse_version(serialise_version(version), "v3")
+    assert parsed is not None, problems
+    assert dict(parsed.canaries) == {"mycat": "mycat1"}
