@@ -211,3 +211,19 @@ def test_agent_refuses_load_module_before_nginx_t(node, configs, zookeeper, evil
     reason = _refused(node, configs, zookeeper, number, before)
     assert "rejected at validate" in reason and "load_module" in reason
     assert not marker.exists(), "the agent's nginx -t ran the module"
+
+
+def test_rollback_does_not_republish_a_hostile_version(configs, zookeeper, capsys):
+    # Planted (or published before the grammar existed): rolling back to it must not make
+    # the coordinator publish it under its own name.
+    assert _push_code(configs) == 0
+    contents = _hostile(configs, lambda text: _extra_node(text, "ng/x"))
+    contents["nginx/html/tool"] = Path("/bin/true").read_bytes()
+    bad = _plant(configs, zookeeper, contents)
+    assert _push_code(configs) == 0
+    before = _snapshot(configs, zookeeper)
+    capsys.readouterr()
+    assert main(["config", "rollback", str(bad), "--configs", str(configs)]) == 2
+    err = capsys.readouterr().err
+    assert "nodes[1].name" in err and "nginx/html/tool" in err and "ELF" in err
+    assert _snapshot(configs, zookeeper) == before
