@@ -7,6 +7,7 @@ found, each naming the file, line and field, and a spec only when there were no 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
