@@ -50,7 +50,7 @@ from stackha.agent.vrrp import VrrpSettings, keepalived_conf
 from stackha.checks.nginx import check_nginx_dir
 from stackha.checks.probes import check_http
 from stackha.keepalived.process import KeepalivedProcess, NotifyFifo, config_test
-from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK
+from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK, UnsafeValue
 from stackha.keepalived.vridwatch import Advert, VridWatch
 from stackha.lvs.loaddr import NetlinkLoopback
 from stackha.lvs.node import LvsNode, LvsSettings
@@ -60,6 +60,7 @@ from stackha.model.bundle import (
     file_mode,
     parse_version,
     serialise_version,
+    shipped_code_reason,
 )
 from stackha.model.cluster import ClusterView
 from stackha.model.rollout import gate
@@ -749,13 +750,25 @@ class Agent:
     def _apply(self, version: ConfigVersion) -> bool:
         spec = self._spec_of(version)
         if spec is None:
-            self._fail(version.number, "verify", "the version's stackha.yaml does not parse")
+            # The same parser as the coordinator's, so the same grammar: name the first error.
+            _, problems = parse_spec(version.bundle.text("stackha.yaml"), "stackha.yaml") \
+                if "stackha.yaml" in version.bundle.files else (None, [])
+            first = next((str(p) for p in problems if p.is_error), "")
+            self._fail(version.number, "verify", "the version's stackha.yaml does not parse"
+                       + (f": {first}" if first else ""))
             return False
         if spec.node(self.settings.node) is None:
             self._fail(version.number, "verify",
                        f"node {self.settings.node} is not in version {version.number}'s spec")
             return False
         files = node_files(version.bundle, spec, self.settings.node)
+        # Nothing is staged (so nothing validated, so no nginx -t) for a version that ships
+        # code: the coordinator refuses it too, but the store is not trusted.
+        shipped = [reason for role, role_set in files.items() for path, content in
+                   role_set.items() if (reason := shipped_code_reason(f"{role}/{path}", content))]
+        if shipped:
+            self._fail(version.number, "verify", shipped[0])
+            return False
         done: list[str] = []
         for role, role_set in files.items():
             resource = self.resources.get(role)
@@ -793,7 +806,10 @@ class Agent:
         if vrrp is None or self.vrrp_sync is None or not spec.groups_of(self.settings.node):
             return None
         ipvs = self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node)
-        text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
+        try:
+            text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
+        except UnsafeValue as exc:  # the parser refuses these first; this is the backstop
+            return ApplyResult(changed=False, ok=False, stage="validate", reason=str(exc))
         result = self.vrrp_sync.apply({"keepalived.conf": text.encode()}, version=number,
                                       hold=True)
         if not result.ok:

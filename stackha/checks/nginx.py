@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from stackha.checks.nginxconf import code_loading_problems
+from stackha.model.bundle import shipped_code_reason
 from stackha.model.problems import Problem
 
 # nginx prints "[emerg] PID#TID: reason in /path/file:LINE" (the reason may lack a location).
@@ -28,6 +30,32 @@ def _write_tree(root: Path, files: Mapping[str, bytes], strip: str) -> None:
         target.write_bytes(content)
 
 
+def refuse_code(conf_dir: Path, display: Mapping[str, str] | None = None,
+                conf_name: str = "nginx.conf") -> list[Problem]:
+    """What must stop ``nginx -t`` from running on ``conf_dir`` at all: a shipped program or
+    shared object anywhere in the tree, and any directive that loads code or any include
+    leading out of the tree (see nginxconf)."""
+    display = dict(display or {})
+    root = conf_dir.resolve()
+
+    def shown(relative: str) -> str:
+        return display.get(str(root / relative), display.get(str(conf_dir / relative),
+                                                             relative))
+
+    problems = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        relative = path.relative_to(root).as_posix()
+        with path.open("rb") as handle:
+            head = handle.read(8)
+        reason = shipped_code_reason(relative, head)
+        if reason:
+            problems.append(Problem(shown(relative), "", f"refused before nginx -t: {reason}"))
+    for relative, line, reason in code_loading_problems(root, conf_name):
+        problems.append(Problem(shown(relative), f"line {line}" if line else "",
+                                f"refused before nginx -t: {reason}"))
+    return problems
+
+
 def check_nginx_dir(conf_dir: Path, display: Mapping[str, str] | None = None,
                     conf_name: str = "nginx.conf") -> list[Problem]:
     """``nginx -t`` on ``conf_dir/conf_name`` with ``conf_dir`` as prefix.
@@ -35,6 +63,9 @@ def check_nginx_dir(conf_dir: Path, display: Mapping[str, str] | None = None,
     ``display`` maps absolute paths nginx may print back to the names the user knows.
     """
     display = dict(display or {})
+    refused = refuse_code(conf_dir, display, conf_name)
+    if refused:
+        return refused  # nginx -t would load it: it never runs on such a tree
     (conf_dir / "logs").mkdir(exist_ok=True)
     command = [nginx_binary(), "-t", "-q", "-e", "stderr", "-p", f"{conf_dir}/",
                "-c", str(conf_dir / conf_name)]

@@ -19,6 +19,7 @@ from stackha.cli.options import add_common, read_spec
 from stackha.cli.output import EXIT_INVALID, EXIT_OK, CommandError
 from stackha.keepalived.render import SCRIPT_USER
 from stackha.lvs.node import LvsSettings
+from stackha.model.grammar import name_reason
 from stackha.model.spec import StackSpec
 from stackha.trust.signing import KeyFileError, load_trusted
 
@@ -100,6 +101,9 @@ def trust_settings(args: argparse.Namespace, spec: StackSpec) -> TrustSettings |
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
+    # The name becomes status/<node>, file names in the state dir and keepalived's router_id.
+    if (reason := name_reason(args.node)) is not None:
+        raise CommandError(f"--node {args.node!r}: {reason}")
     spec = read_spec(args.configs)
     trust = trust_settings(args, spec)
     vrrp = vrrp_settings(args, args.keepalived_dir) if args.keepalived_dir else None

@@ -140,6 +140,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     try:
         coordinator.store.ensure_layout()  # type: ignore[attr-defined]
         result = coordinator.rollback(args.version)
+    except ConfigRejected as exc:
+        report(exc.problems)
+        raise CommandError(str(exc), EXIT_INVALID) from exc
     finally:
         coordinator.store.close()
     _damage(result.damage, "publishing a good version over it")

@@ -15,6 +15,7 @@ from stackha.model.bundle import (
     Bundle,
     invalid_utf8_offset,
     is_text_file,
+    shipped_code_reason,
 )
 from stackha.model.problems import WARNING, Problem, errors
 from stackha.model.spec import MycatSpec, StackSpec, parse_spec
@@ -63,6 +64,10 @@ def validate_files(files: dict[str, bytes], shown_prefix: str = "configs/"
                 for path, offset in ((p, invalid_utf8_offset(c)) for p, c in sorted(files.items())
                                      if is_text_file(p))
                 if offset is not None]
+    # Before anything is validated: validation (nginx -t) must not get to load shipped code.
+    encoding += [Problem(f"{shown_prefix}{path}", "", reason)
+                 for path, content in sorted(files.items())
+                 if (reason := shipped_code_reason(path, content))]
     spec_text = files.get(SPEC_FILE, b"").decode("utf-8", errors="replace")
     spec, problems = parse_spec(spec_text, f"{shown_prefix}{SPEC_FILE}")
     problems = encoding + problems
@@ -72,7 +77,7 @@ def validate_files(files: dict[str, bytes], shown_prefix: str = "configs/"
     if "nginx" in roles and "nginx/nginx.conf" not in nginx_files:
         problems.append(Problem(f"{shown_prefix}nginx/nginx.conf", "",
                                 "missing, but the spec has nginx nodes"))
-    elif nginx_files:
+    elif nginx_files and not errors(encoding):
         problems += check_nginx_files(nginx_files, "nginx/", shown_prefix)
     if "mycat" in roles or mycat_files:
         # Without a readable spec the default release is the best guess; the spec's own

@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stackha.coordinator.configset import ConfigSet, load_configs
-from stackha.model.bundle import SPEC_FILE, Bundle, ConfigVersion, serialise_version
+from stackha.model.bundle import (
+    SPEC_FILE,
+    Bundle,
+    ConfigVersion,
+    serialise_version,
+    shipped_code_reason,
+)
 from stackha.model.problems import Problem, errors
 from stackha.model.rollout import choose_canaries
 from stackha.model.spec import StackSpec, parse_spec
@@ -94,6 +100,14 @@ class RepairResult:
     before: int | None        # what current held (None: nothing or unreadable)
     after: int | None         # what it holds now
     changed: bool
+
+
+def _republish_problems(bundle: Bundle) -> list[Problem]:
+    problems = [Problem(path, "", reason) for path, f in sorted(bundle.files.items())
+                if (reason := shipped_code_reason(path, f.content))]
+    if SPEC_FILE in bundle.files:
+        problems += parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)[1]
+    return problems
 
 
 def _spec_in(bundle: Bundle) -> StackSpec | None:
@@ -264,6 +278,11 @@ class Coordinator:
                 raise UntrustedVersion(f"version {number} is not signed by a trusted key "
                                        f"({reason}); nothing published (--trusted-key adds "
                                        "an older key)")
+        # A version in the store may predate today's grammar or have been planted: it is
+        # republished only if its spec parses and it ships no code (nginx -t is not rerun).
+        problems = [p for p in _republish_problems(old.bundle) if p.is_error]
+        if problems:
+            raise ConfigRejected(f"version {number} cannot be republished", problems)
         spec = _spec_in(old.bundle)
         return self.push(old.bundle, f"rollback to version {number}", author,
                          mycat=_mycat_layout_of(old.bundle, spec), spec=spec)

@@ -56,6 +56,50 @@ class RenderOptions:
     track_dir: str = "/run/stackha"
 
 
+class UnsafeValue(ValueError):
+    """A value that cannot be written into keepalived.conf as one plain word."""
+
+
+# keepalived's config reader: '#' and '!' start a comment wherever they stand, braces open and
+# close blocks, '"' quotes, '$' substitutes a definition, '\\' escapes, whitespace splits
+# words and a line ends the statement. Script lines are split by keepalived itself and exec'd,
+# so every argument must be one such word too. The spec's grammar (model/grammar.py) already
+# refuses all of these; the renderer refuses them again so that no caller, and no future
+# field, can add a line to a file that keepalived runs as root.
+_SPECIAL = frozenset('"\'#!{}$\\;')
+
+
+def keepalived_word(what: str, value: str) -> str:
+    """``value`` if keepalived reads it back as exactly one word, else UnsafeValue."""
+    if not value or any(c in _SPECIAL or c.isspace() or not c.isprintable() for c in value):
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+        raise UnsafeValue(f"{what} '{shown}' cannot be written into keepalived.conf: it must "
+                          "be one word without quotes, '#', '!', braces, '$', '\\' or "
+                          "whitespace")
+    return value
+
+
+def _refuse_unsafe(spec: StackSpec, node: str, groups: tuple[VrrpGroup, ...],
+                   options: RenderOptions) -> None:
+    """Every string this renderer writes for ``node``, checked before a line is built."""
+    keepalived_word("node name", node)
+    for what, value in (("script_user", options.script_user),
+                        ("notify_fifo", options.notify_fifo),
+                        ("track_dir", options.track_dir),
+                        ("stackha command", options.stackha_command)):
+        keepalived_word(what, value)
+    if options.interface_override is not None:
+        keepalived_word("interface", options.interface_override)
+    for group in groups:
+        keepalived_word("vrrp group name", group.name)
+        keepalived_word(f"group {group.name}: interface", group.interface)
+        for name in group.checks:
+            keepalived_word(f"group {group.name}: check", name)
+            check = spec.health_check(name)
+            keepalived_word(f"health_checks.{name}.url", check.url)
+            keepalived_word(f"health_checks.{name}.host", check.host)
+
+
 def _track_file_blocks(options: RenderOptions) -> list[str]:
     lines: list[str] = []
     # The trial's weight is set per instance (below); -1 here is only a default.
@@ -206,6 +250,7 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
     if found is None:
         raise KeyError(f"node {node} is not in the spec")
     groups = spec.groups_of(node)
+    _refuse_unsafe(spec, node, groups, options)
     strict = any(g.vrrp_strict for g in groups)
     lines = [
         f"# keepalived.conf for {node}, rendered by stackha.",

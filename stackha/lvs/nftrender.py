@@ -55,7 +55,7 @@ TABLE = "stackha_lvs"
 FAMILY = "netdev"
 SLOTS = 120  # divisible by 1..6, 8, 10, 12: an even share for the usual realserver counts
 PRIORITY = -500
-_DEVICE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+_DEVICE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -177,7 +177,8 @@ def chain_name(device: str) -> str:
 
 
 def _check_inputs(device: str, own_mac: str, macs: Mapping[str, str]) -> None:
-    if not _DEVICE.match(device):
+    # fullmatch: '$' in match() also accepts a trailing newline, which nft reads as a new line.
+    if not _DEVICE.fullmatch(device):
         raise ValueError(f"interface {device!r}: not a valid interface name")
     if not _MAC.match(own_mac):
         raise ValueError(f"interface {device}: MAC {own_mac!r} is not aa:bb:cc:dd:ee:ff")

@@ -10,11 +10,13 @@ import base64
 import hashlib
 import json
 import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from stackha.model.grammar import name_reason
 from stackha.model.problems import Problem
 
 FORMAT = 1
@@ -74,6 +76,27 @@ def unsafe_path_reason(path: str) -> str | None:
         return f"a path component is longer than {MAX_COMPONENT_BYTES} bytes"
     if posixpath.normpath(path) != path:
         return "path is not normalised"
+    return None
+
+
+# Validation must run nothing a bundle ships (nginx -t dlopens load_module's file; MyCat's conf
+# directory is on its classpath), and no node has a use for a shipped program: refused by
+# content, whatever the name, and by the names of loadable code.
+_MACH_O = "a Mach-O binary"
+_CODE_MAGIC = ((b"\x7fELF", "an ELF executable or shared object"),
+               (b"\xca\xfe\xba\xbe", "a Java class (or Mach-O) file"),
+               (b"\xfe\xed\xfa\xce", _MACH_O), (b"\xfe\xed\xfa\xcf", _MACH_O),
+               (b"\xce\xfa\xed\xfe", _MACH_O), (b"\xcf\xfa\xed\xfe", _MACH_O))
+_CODE_NAME = re.compile(r".*\.(?:so(?:\.[0-9.]+)?|dll|dylib|exe|class|jar)", re.IGNORECASE)
+
+
+def shipped_code_reason(path: str, content: bytes) -> str | None:
+    """Why a bundle file is loadable code that must not be published, or None."""
+    for magic, what in _CODE_MAGIC:
+        if content.startswith(magic):
+            return f"{_shown(path)} is {what}: bundles ship configuration, never code"
+    if _CODE_NAME.fullmatch(path.rsplit("/", 1)[-1]):
+        return f"{_shown(path)} is named like loadable code: bundles ship configuration only"
     return None
 
 
@@ -277,8 +300,11 @@ def _canaries(rollout: Any) -> Mapping[str, str]:
     raw = rollout.get("canaries") if isinstance(rollout, dict) else None
     if not isinstance(raw, dict):
         return MappingProxyType({})
+    # A canary's name becomes the znode status/<canary> that other nodes read: only names of
+    # the spec's grammar count.
     return MappingProxyType({role: node for role, node in raw.items()
-                             if isinstance(role, str) and isinstance(node, str) and node})
+                             if isinstance(role, str) and isinstance(node, str)
+                             and name_reason(node) is None})
 
 
 def _signatures(raw: Any) -> Mapping[str, PartSignature]:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
-# A node name becomes a file name (render --all), a znode name (status/<node>) and part of
-# log lines: letters, digits, dot, dash and underscore, starting with a letter or digit.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+from stackha.model.grammar import name_reason
 
 
 def safe_file_name(name: str) -> str | None:
-    """None when ``name`` is a plain file name; otherwise why it is not."""
-    if not _NAME.fullmatch(name) or name in (".", ".."):
-        return "not a plain name (letters, digits, '.', '-', '_'; at most 63)"
-    return None
+    """None when ``name`` is a plain file name (a node name of the spec's grammar, so also a
+    znode name and a keepalived word); otherwise why it is not."""
+    reason = name_reason(name)
+    return f"not a plain name ({reason.removeprefix('must be ')})" if reason else None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackha.model import grammar
 from stackha.model.problems import WARNING, Problem, errors
 from stackha.model.yamlsource import YamlDocument, child_path, load_yaml
 
@@ -318,6 +319,30 @@ def _between(low: float, high: float) -> Callable[[Any], str | None]:
     return lambda v: None if low <= v <= high else f"must be between {low:g} and {high:g}"
 
 
+def _shown(value: Any) -> str:
+    """A value quoted for a one-line message, control characters escaped."""
+    text = str(value)
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
+
+
+def _quoting(check: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """A grammar check whose reason ends with the refused value."""
+    return lambda v: (f"{reason} (got {_shown(v)})" if (reason := check(v)) else None)
+
+
+def _normalised(r: _Reader, data: dict[str, Any], key: str, path: str,
+                normal: Callable[[str], tuple[str | None, str | None]], default: str) -> str:
+    """A string field checked by a grammar that re-serialises it; the default on error."""
+    value = r.typed(data, key, path, str, None)
+    if value is None:
+        return default
+    out, reason = normal(value)
+    if out is None:
+        r.error(child_path(path, key), f"{reason} (got {_shown(value)})")
+        return default
+    return out
+
+
 def _parse_credential(r: _Reader, value: Any, path: str) -> Credential | None:
     data = r.mapping(value, path, (), ("env", "file"))
     if data is None:
@@ -325,7 +350,9 @@ def _parse_credential(r: _Reader, value: Any, path: str) -> Credential | None:
     if ("env" in data) == ("file" in data):
         r.error(path, "give exactly one of 'env' or 'file'")
         return None
-    return Credential(env=r.typed(data, "env", path, str), file=r.typed(data, "file", path, str))
+    return Credential(
+        env=r.typed(data, "env", path, str, None, _quoting(grammar.env_name_reason)),
+        file=r.typed(data, "file", path, str, None, _quoting(grammar.file_path_reason)))
 
 
 def _node_path(value: str) -> str | None:
@@ -361,10 +388,11 @@ def _parse_zookeeper(r: _Reader, value: Any) -> ZookeeperSpec | None:
                      ("chroot", "session_timeout", "coordinator_auth", "agent_auth", "tls"))
     if data is None:
         return None
-    hosts = r.typed(data, "hosts", path, str, "")
+    # hosts end up in MyCat's myid.properties and kazoo's connect string; the chroot is a
+    # znode path: both are re-serialised from what parsed.
+    hosts = _normalised(r, data, "hosts", path, grammar.normal_zk_hosts, "")
     chroot = r.typed(data, "chroot", path, str, "/stackha",
-                     lambda v: None if v.startswith("/") and not v.endswith("/")
-                     else "must start with '/' and not end with '/'")
+                     _quoting(grammar.znode_path_reason))
     timeout = r.typed(data, "session_timeout", path, float, 10.0, _between(2, 600))
     coordinator = agent = None
     if "coordinator_auth" in data:
@@ -384,8 +412,8 @@ def _parse_node(r: _Reader, value: Any, path: str) -> Node | None:
     data = r.mapping(value, path, ("name", "address", "interface", "roles"), ())
     if data is None:
         return None
-    name = r.typed(data, "name", path, str, "")
-    interface = r.typed(data, "interface", path, str, "")
+    name = r.typed(data, "name", path, str, "", _quoting(grammar.name_reason))
+    interface = r.typed(data, "interface", path, str, "", _quoting(grammar.interface_reason))
     roles = r.string_list(data, "roles", path)
     for index, role in enumerate(roles):
         if role not in ROLES:
@@ -398,6 +426,8 @@ def _parse_node(r: _Reader, value: Any, path: str) -> Node | None:
         r.error(child_path(path, "address"), f"'{raw_address}' is not an IPv4 address")
         return None
     network = iface.network if "/" in raw_address else None
+    if not name or not interface:
+        return None
     return Node(name, iface.ip, interface, roles, network)
 
 
@@ -409,6 +439,10 @@ def _parse_members(r: _Reader, value: Any, path: str) -> tuple[VrrpMember, ...]:
     for node, setting in value.items():
         sub = child_path(path, str(node))
         state = None
+        reason = grammar.name_reason(node) if isinstance(node, str) else "must be a node name"
+        if reason:
+            r.error(sub, f"member {_shown(node)}: {reason}")
+            continue
         if isinstance(setting, dict):
             data = r.mapping(setting, sub, ("priority",), ("state",))
             if data is None:
@@ -437,9 +471,9 @@ def _parse_group(r: _Reader, value: Any, path: str) -> VrrpGroup | None:
                       "unicast_peers", "vrrp_strict"))
     if data is None:
         return None
-    name = r.typed(data, "name", path, str, "")
+    name = r.typed(data, "name", path, str, None, _quoting(grammar.name_reason))
     vrid = r.typed(data, "virtual_router_id", path, int, None, _between(1, 255))
-    interface = r.typed(data, "interface", path, str, "")
+    interface = r.typed(data, "interface", path, str, None, _quoting(grammar.interface_reason))
     vips = []
     before = len(r.problems)  # an empty list is an error whatever came before it
     for index, raw in enumerate(r.sequence(data.get("vips"), child_path(path, "vips"))):
@@ -463,7 +497,7 @@ def _parse_group(r: _Reader, value: Any, path: str) -> VrrpGroup | None:
         if check not in CHECK_NAMES:
             r.error(child_path(child_path(path, "checks"), index),
                     f"unknown check '{check}' (known: {', '.join(CHECK_NAMES)})")
-    if vrid is None:
+    if vrid is None or name is None or interface is None:
         return None
     group = VrrpGroup(
         name=name, virtual_router_id=vrid, interface=interface, vips=tuple(vips),
@@ -491,6 +525,7 @@ def _parse_check(r: _Reader, name: str, value: Any, path: str) -> HealthCheck | 
         r.error(path, f"unknown check '{name}' (known: {', '.join(CHECK_NAMES)})")
         return None
     base = HealthCheck(name)
+    # url, host and user go into keepalived's script lines and the probes' arguments.
     return HealthCheck(
         name=name,
         # keepalived 2.2.7 takes vrrp_script intervals in whole seconds only.
@@ -499,10 +534,10 @@ def _parse_check(r: _Reader, name: str, value: Any, path: str) -> HealthCheck | 
         fall=r.typed(data, "fall", path, int, base.fall, _between(1, 255)),
         rise=r.typed(data, "rise", path, int, base.rise, _between(1, 255)),
         weight=r.typed(data, "weight", path, int, base.weight, _between(-253, 253)),
-        url=r.typed(data, "url", path, str, base.url),
-        host=r.typed(data, "host", path, str, base.host),
+        url=_normalised(r, data, "url", path, grammar.normal_url, base.url),
+        host=r.typed(data, "host", path, str, base.host, _quoting(grammar.host_reason)),
         port=r.typed(data, "port", path, int, base.port, _between(1, 65535)),
-        user=r.typed(data, "user", path, str, None),
+        user=r.typed(data, "user", path, str, None, _quoting(grammar.user_reason)),
         manager_port=r.typed(data, "manager_port", path, int, None, _between(1, 65535)),
     )
 
@@ -520,6 +555,10 @@ def _parse_realservers(r: _Reader, data: dict[str, Any],
     weights: list[int] = []
     if isinstance(value, dict):
         for key in value:
+            if not isinstance(key, str) or grammar.name_reason(key):
+                r.error(child_path(sub, str(key)),
+                        f"realserver {_shown(key)}: must be a node name ({grammar.NAME_RULE})")
+                continue
             weight = r.typed(value, key, sub, int, None, weight_range)
             if weight is not None:
                 names.append(str(key))
@@ -536,7 +575,7 @@ def _parse_realservers(r: _Reader, data: dict[str, Any],
         elif isinstance(entry, dict):
             if r.mapping(entry, entry_path, ("node",), ("weight",)) is None:
                 continue
-            name = r.typed(entry, "node", entry_path, str)
+            name = r.typed(entry, "node", entry_path, str, None, _quoting(grammar.name_reason))
             weight = r.typed(entry, "weight", entry_path, int, None, weight_range)
             if name is None or ("weight" in entry and weight is None):
                 continue
@@ -544,6 +583,9 @@ def _parse_realservers(r: _Reader, data: dict[str, Any],
         else:
             r.error(entry_path, "must be a node name or a mapping with 'node' and 'weight', "
                                 f"got {_type_name(entry)}")
+            continue
+        if isinstance(entry, str) and (reason := grammar.name_reason(name)):
+            r.error(entry_path, f"realserver {_shown(name)}: {reason}")
             continue
         if name in names:
             r.error(entry_path, f"realserver '{name}' is listed twice")
@@ -621,13 +663,12 @@ def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:
     return MycatZookeeper(
         enabled=r.typed(data, "enabled", path, bool, False),
         cluster_id=r.typed(data, "cluster_id", path, str, base.cluster_id,
-                           lambda v: None if re.fullmatch(r"[A-Za-z0-9_.-]+", v)
-                           and v not in (".", "..")
-                           else "must be a name of letters, digits, '_', '.' or '-'"),
+                           _quoting(grammar.identifier_reason)),
         root=r.typed(data, "root", path, str, base.root,
-                     lambda v: None if re.fullmatch(r"(/[^/]+)*/mycat", v)
-                     else "must be an absolute path ending in '/mycat' (MyCat 1.6 reads "
-                          "/mycat below its zkURL)"),
+                     lambda v: _quoting(grammar.znode_path_reason)(v) or (
+                         None if v.endswith("/mycat")
+                         else "must be an absolute path ending in '/mycat' (MyCat 1.6 reads "
+                              "/mycat below its zkURL)")),
         readers=tuple(readers),
         hosts=r.typed(data, "hosts", path, str, None,
                       lambda v: None if re.fullmatch(_CONNECT_STRING, v)
@@ -727,9 +768,7 @@ def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Probl
                       "mycat"))
     if data is None:
         return None, r.problems
-    cluster = r.typed(data, "cluster", "", str, "",
-                      lambda v: None if v and "/" not in v else "must be a non-empty name "
-                                                                "without '/'")
+    cluster = r.typed(data, "cluster", "", str, "", _quoting(grammar.name_reason))
     zookeeper = _parse_zookeeper(r, data.get("zookeeper")) if "zookeeper" in data else None
     nodes = [_parse_node(r, v, f"nodes[{i}]") for i, v in
              enumerate(r.sequence(data.get("nodes"), "nodes"))]

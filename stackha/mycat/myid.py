@@ -24,8 +24,18 @@ def zk_url(spec: StackSpec) -> str:
 
 
 def _escape(value: str) -> str:
-    # java.util.Properties: backslash escapes; '=' ':' '#' '!' need one in keys only, but
-    # escaping a leading space or a backslash matters in values too.
+    """A properties value that reads back as exactly ``value``, or ValueError.
+
+    java.util.Properties reads ISO-8859-1 and ends a value at a line break, so a newline in a
+    node name would add keys (``loadZk=false``, a foreign ``zkURL``). The spec's grammar
+    refuses such names first; this refuses anything but printable ASCII again.
+    """
+    if not value.isascii() or not value.isprintable():
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+        raise ValueError(f"'{shown}' cannot be written into {MYID_FILE}: only printable "
+                         "ASCII is written there")
+    # backslash escapes; '=' ':' '#' '!' need one in keys only, but a leading space or a
+    # backslash matters in values too.
     value = value.replace("\\", "\\\\")
     return "\\" + value if value.startswith(" ") else value
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackha.model.grammar import name_reason
 from stackha.model.problems import WARNING, Problem
 
 SCHEMA_XML, SERVER_XML, RULE_XML = "schema.xml", "server.xml", "rule.xml"
@@ -371,6 +372,13 @@ def build_layout(files: Mapping[str, bytes], cluster_nodes: tuple[str, ...],
     function trusts the files to follow MyCat's grammar.
     """
     problems: list[Problem] = []
+    for myid in cluster_nodes:
+        # A myid becomes the znode name command/<myid> and part of the cluster node's data.
+        if name_reason(myid):
+            problems.append(Problem("stackha.yaml", "nodes", f"MyCat node {myid!r}: "
+                                    f"{name_reason(myid)}: no layout is written"))
+    if problems:
+        return None, problems
     roots = {name: _parse(files, prefix, name, problems)
              for name in (SCHEMA_XML, SERVER_XML, RULE_XML)}
     schema, server, rule = roots[SCHEMA_XML], roots[SERVER_XML], roots[RULE_XML]

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from stackha.lab.compose.backend import Backend, LabError
+from stackha.model.grammar import name_reason
 from stackha.model.spec import Node, StackSpec
 
 CONFIGS_IN_CONTAINER = "/etc/stackha/configs"
@@ -290,6 +291,10 @@ def _check_addresses(spec: StackSpec, backend: Backend,
             raise LabError(f"{what}: {address} is also {used[address]}")
         used.setdefault(address, what)
     for node in spec.nodes:
+        # A node name becomes a service name, a hostname and a label (compose substitutes
+        # '$' in every value): only the spec's name grammar may get that far.
+        if name_reason(node.name):
+            raise LabError(f"node {node.name!r}: {name_reason(node.name)}")
         if node.interface != "eth0":
             raise LabError(f"node {node.name}: interface {node.interface}: a lab container "
                            "has one interface, eth0")
