@@ -20,3 +20,5 @@ VRID_CONFLICTS = Counter("stackha_vrid_conflicts", "Adverts on our VRIDs from ro
                          "the spec")
 SPLIT_BRAIN = Gauge("stackha_vrrp_split_brain", "1 while several nodes report MASTER of the group",
                     ["group"])
+HEALTH_OK = Gauge("stackha_health_check_ok", "1 while the agent's health check passes (after "
+                  "fall/rise)", ["check"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import signal
@@ -50,7 +51,15 @@ def vrrp_settings(args: argparse.Namespace, conf_dir: Path) -> VrrpSettings:
     return VrrpSettings(conf_dir=conf_dir, run_dir=args.run_dir or args.state_dir / "run",
                         stackha_command=args.stackha_command or stackha_command(),
                         script_user=args.script_user, interface=args.vrrp_interface,
-                        ipvs=args.lvs_engine == "ipvs")
+                        ipvs=args.lvs_engine == "ipvs", curl=_curl())
+
+
+def _curl() -> str | None:
+    """keepalived refuses scripts on paths a non-root user could write: only a system curl."""
+    for path in ("/usr/bin/curl", "/bin/curl"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def add_vrrp_options(p: argparse.ArgumentParser) -> None:

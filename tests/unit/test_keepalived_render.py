@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
-
-import pytest
 
 from stackha.keepalived.render import RenderOptions, render_keepalived
 from stackha.model.spec import parse_spec
@@ -35,17 +32,42 @@ def test_classic_timers_render_version_2():
     assert "    advert_int 1\n" in web and "    version 2\n" in web
 
 
-@pytest.mark.parametrize(("timeout", "rendered"), [(0.5, 10), (1.0, 10), (1.5, 11), (2.0, 11)])
-def test_script_timeout_leaves_room_for_a_slow_start(timeout, rendered):
-    spec = _spec()
-    checks = tuple(replace(c, timeout=timeout) if c.name == "nginx" else c
-                   for c in spec.health_checks)
-    conf = render_keepalived(replace(spec, health_checks=checks), "nginx1",
-                             RenderOptions(stackha_command="/x/stackha"))
-    block = conf[conf.index("vrrp_script chk_nginx"):]
-    assert re.search(r"^    timeout (\d+)$", block, re.MULTILINE).group(1) == str(rendered)
-    assert f"--timeout {timeout:g}" in block
+def test_no_check_process_per_second_only_a_slow_backstop():
+    """Issue 16: keepalived forked a Python `stackha check nginx` every second. The agent
+    checks now; keepalived tracks its file and runs only a slow, small backstop probe."""
+    conf = render_keepalived(_spec(), "nginx1", RenderOptions(stackha_command="/x/stackha"))
+    scripts = re.findall(r"^vrrp_script (\S+) \{(.*?)^\}", conf, re.MULTILINE | re.DOTALL)
+    assert [name for name, _ in scripts] == ["chk_nginx_backstop"]
+    body = scripts[0][1]
+    assert int(re.search(r"interval (\d+)", body).group(1)) >= 3
+    assert '"/usr/bin/curl -fsS -o /dev/null --max-time 2 http://127.0.0.1/healthz"' in body
+    assert "stackha check" not in body
+    assert 'file "/run/stackha/chk_nginx.track"' in conf
 
+
+def test_backstop_without_curl_runs_stackha_check():
+    conf = render_keepalived(_spec(), "nginx1",
+                             RenderOptions(stackha_command="/x/stackha", curl=None))
+    assert 'script "/x/stackha check nginx --timeout 2 --url http://127.0.0.1/healthz"' in conf
+
+
+def test_a_failed_check_lowers_priority_below_every_healthy_member_not_fault():
+    """Fail open: weight 0 would send the node to FAULT, and every member failing at once
+    (a starved checker) would leave the VIP without a holder."""
+    conf = render_keepalived(_spec(), "nginx1")
+    web = conf[conf.index("vrrp_instance web"):]
+    # members 150 and 100: a failed nginx1 drops to 99, under a healthy nginx2
+    assert "        stackha_chk_nginx weight -51\n" in web
+    assert "        chk_nginx_backstop weight -51\n" in web
+    tracker = conf[conf.index("track_file stackha_chk_nginx {"):]
+    assert "    weight 0" not in tracker.split("}")[0]
+
+
+def test_an_explicit_weight_sets_the_drop():
+    text = EXAMPLE.replace('interval: 0.1, timeout: 0.5', 'interval: 0.1, weight: -80, '
+                           'timeout: 0.5')
+    conf = render_keepalived(_spec(text), "nginx2")
+    assert "        stackha_chk_nginx weight -80\n" in conf
 
 
 def test_render_prints_exactly_what_the_agent_writes(tmp_path, capsys):
