@@ -113,6 +113,12 @@ class NginxReloadWatch:
     def wait(self, token: object) -> None:
         pid_file, before = token if isinstance(token, tuple) else (pid_file_of(self.prefix),
                                                                    None)
+        if before is None:
+            # No master ran before the reload (the reload command starts nginx, or the pid
+            # file is elsewhere): no old worker can answer for the new files, nothing to wait.
+            log.info("event=nginx_workers_unknown pid_file=%s reason=%r", pid_file,
+                     "no running master before the reload")
+            return
         started = time.monotonic()
         if wait_new_workers(pid_file, before, self.timeout):
             log.debug("event=nginx_workers_new seconds=%.3f", time.monotonic() - started)
