@@ -150,7 +150,8 @@ def _describe(lab: VrrpLab, label: str) -> str:
 
 # The flap test ----------------------------------------------------------------------------
 _STATE = re.compile(r"Entering (MASTER|BACKUP|FAULT) STATE")
-_SCRIPT_FAIL = re.compile(r"VRRP_Script\(chk_nginx\) (failed|timed.out|considered unsuccessful)")
+_SCRIPT_FAIL = re.compile(r"VRRP_Script\(chk_nginx(?:_backstop)?\) "
+                          r"(failed|timed.out|considered unsuccessful)")
 
 
 def _cpu_times() -> tuple[int, int]:
@@ -188,7 +189,8 @@ def _keepalived_scheduling(lab: VrrpLab) -> str:
 def _check_command(lab: VrrpLab) -> tuple[list[str], float]:
     """The chk_nginx command exactly as keepalived runs it on nginx1, and its time limit."""
     conf = (lab.node_dir(lab.n1) / "keepalived" / "keepalived.conf").read_text()
-    match = re.search(r'vrrp_script chk_nginx \{\s*script "([^"]+)"(?s:.*?)timeout (\d+)', conf)
+    match = re.search(r'vrrp_script chk_nginx(?:_backstop)? \{\s*script "([^"]+)"'
+                      r'(?s:.*?)timeout (\d+)', conf)
     if match is None:
         raise RuntimeError("no chk_nginx script in nginx1's keepalived.conf")
     return shlex.split(match.group(1)), float(match.group(2))
@@ -266,11 +268,13 @@ def _flaps(lab: VrrpLab, seconds: float) -> Flaps:
     runs = json.loads(timer_out.read_text())
     scheduling = _keepalived_scheduling(lab)
     logs = {}
-    restarts = 0
+    restarts = agent_failures = 0
     for host in lab.nodes:
         agent_mark, keepalived_mark = marks[host.name]
         logs[host.name] = lab.keepalived_log(host)[keepalived_mark:]
         restarts += lab.log(host)[agent_mark:].count("event=keepalived_exited")
+        # the agent's own checks (issue 16) count as failed checks too
+        agent_failures += lab.log(host)[agent_mark:].count("event=health_check_failed")
         (lab.root / f"flap-{host.name}-keepalived.log").write_text(logs[host.name])
     states = {name: _STATE.findall(text) for name, text in logs.items()}
     faults = sum(found.count("FAULT") for found in states.values())
@@ -281,7 +285,8 @@ def _flaps(lab: VrrpLab, seconds: float) -> Flaps:
         unexplained=max(0, takeovers - states["nginx1"].count("FAULT")),
         transitions=sum(len(found) for found in states.values()), moves=moves,
         restarts=restarts,
-        script_failures=sum(len(_SCRIPT_FAIL.findall(text)) for text in logs.values()),
+        script_failures=agent_failures + sum(len(_SCRIPT_FAIL.findall(text))
+                                             for text in logs.values()),
         doubled=doubled, missing=missing, samples=samples, busy=busy,
         check_times=[took for took, _ in runs],
         check_failed=sum(1 for _, code in runs if code != 0), check_limit=limit,

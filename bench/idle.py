@@ -73,12 +73,10 @@ def _director_role(seconds: float) -> list[tuple[object, ...]]:
         port = free_port()
         lab.write_spec([("director1", "director")], port)
         lab.write_nginx_files(port, "idle", "idle\n")
-        lab.push("bench: idle")
+        watch = lab.watch_status(["director1"])
+        number = lab.push("bench: idle").number
         agent = lab.start_agent("director1", lab.configs, lab.root / "director1" / "nginx",
                                 "true", HEARTBEAT)
-        watch = lab.watch_status(["director1"])
-        number, _ = watch.current()
-        assert number is not None
         watch.wait_applied(number, ["director1"], 60, lab)
         time.sleep(3.0)
         found = _sample({"agent": [agent.process.pid]}, seconds)

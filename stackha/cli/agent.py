@@ -93,11 +93,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
                              health_timeout=args.health_timeout)
     from stackha.store.connect import build_store
 
-    agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
-    if args.metrics_port:
+    if args.metrics_port:  # first: the metrics are no-ops until served
         from stackha.agent import metrics
 
         metrics.serve(args.metrics_port, args.metrics_address)
+    agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     agent.run()
