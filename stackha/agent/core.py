@@ -79,6 +79,9 @@ _REJECTED_KEPT = 50
 HANDOVER_WAIT = 3.0
 # While applying, how often the status thread looks for a VRRP change to report.
 APPLY_VRRP_POLL = 0.1
+# How often the agent reads every peer's status to flag a split brain (stackha status works
+# it out from the reports itself; this is the metric and the log line).
+SPLIT_BRAIN_EVERY = 5.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class Agent:
         # Why this node holds yield.track at 1 (FAULT): "canary" (its trial), "health" (a
         # failed check in a group where a lower priority alone would not move the VIP).
         self._yielding: set[str] = set()
+        self._next_split_brain_check = 0.0
         if settings.vrrp is not None:
             self._setup_vrrp(settings.vrrp)
         # LVS-DR: realserver setup and the director's forwarding (see stackha/lvs/node.py).
@@ -891,10 +895,16 @@ class Agent:
 
     def _heartbeat(self) -> None:
         self._report()
+        now = time.monotonic()
+        split_brain_due = now >= self._next_split_brain_check
         if self._yielding & {"health"} or (self.checks is not None and any(
                 not v.healthy for v in self.checks.verdicts().values())):
             self._update_health_yield()  # a peer may have failed too: fail open again
-        if self.settings.vrrp is not None and self.zk_state == ConnectionState.CONNECTED:
+        if self.settings.vrrp is not None and self.zk_state == ConnectionState.CONNECTED \
+                and split_brain_due:
+            # Reading every node's status is the heartbeat's dearest part; the metric and
+            # the log line need no more than one look per SPLIT_BRAIN_EVERY.
+            self._next_split_brain_check = now + SPLIT_BRAIN_EVERY
             self._check_split_brain()
 
     def _check_split_brain(self) -> None:
@@ -934,11 +944,11 @@ class Agent:
             # A planned stop: the directors' health checks drop the node before MyCat goes.
             log.info("event=mycat_drained wait=%.1f", wait)
             time.sleep(wait)
-        if self.checks is not None:
-            self.checks.stop()
         if self.keepalived is not None:
             # SIGTERM makes a master advertise priority 0: the backup takes over at once.
             self.keepalived.stop()
+        if self.checks is not None:
+            self.checks.stop()  # after keepalived: joining the thread must not delay it
         if self.lvs is not None:
             # Only the health checks stop: VIPs, sysctls and forwarding stay in place.
             self.lvs.stop()
