@@ -51,7 +51,12 @@ from stackha.agent.vrrp import VrrpSettings, keepalived_conf
 from stackha.checks.nginx import check_nginx_dir
 from stackha.checks.probes import check_http, check_mysql_greeting, check_tcp
 from stackha.keepalived.process import KeepalivedProcess, NotifyFifo, config_test
-from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK, check_track
+from stackha.keepalived.render import (
+    TRIAL_TRACK,
+    YIELD_TRACK,
+    check_track,
+    lower_priority_moves_at_once,
+)
 from stackha.keepalived.trackfile import TrackFiles
 from stackha.keepalived.vridwatch import Advert, VridWatch
 from stackha.lvs.loaddr import NetlinkLoopback
@@ -830,15 +835,16 @@ class Agent:
         self._update_health_yield()
 
     def _update_health_yield(self) -> None:
-        """Fail open, also where a lower priority moves nothing: in a group without preempt
-        (or with a preempt delay) a failed check takes the node to FAULT only while another
-        member's fresh report is healthy, so the VIP never loses its last holder."""
+        """Fail open, also where a lower priority moves nothing (or moves it late: no
+        preempt, a preempt delay, slow adverts; see lower_priority_moves_at_once): there a
+        failed check takes the node to FAULT only while another member's fresh report is
+        healthy, so the VIP never loses its last holder."""
         if self.checks is None or self.applied is None:
             return
         spec = self._spec_of(self.applied)
         verdicts = self.checks.verdicts()
         groups = [g.name for g in (spec.groups_of(self.settings.node) if spec else [])
-                  if (not g.preempt or g.preempt_delay)
+                  if not lower_priority_moves_at_once(g)
                   and any(c in verdicts and not verdicts[c].healthy for c in g.checks)]
         if not groups:
             self._set_yield("health", False)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from stackha.keepalived.render import RenderOptions, render_keepalived
+from stackha.keepalived.render import (
+    RenderOptions,
+    lower_priority_moves_at_once,
+    render_keepalived,
+)
 from stackha.model.spec import parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
@@ -123,3 +128,13 @@ def test_every_instance_tracks_the_trial_and_yield_files_down_to_priority_one():
     web = lowest[lowest.index("vrrp_instance web"):]
     assert "stackha_trial weight" not in web and "        stackha_yield\n" in web
     assert "track_file" not in render_keepalived(spec, "mycat1", options)
+
+
+def test_where_a_lower_priority_alone_does_not_move_the_vip_quickly():
+    """RFC 5798: without preempt a backup accepts a lower master; with a delay or slow
+    adverts it takes over late (3 x advert_int). There the agent uses FAULT as well."""
+    web = next(g for g in _spec().vrrp_groups if g.name == "web")
+    assert lower_priority_moves_at_once(web)  # preempt, adverts every 0.03 s
+    assert not lower_priority_moves_at_once(replace(web, preempt=False))
+    assert not lower_priority_moves_at_once(replace(web, preempt_delay=2.0))
+    assert not lower_priority_moves_at_once(replace(web, advert_int=1.0, version=2))
