@@ -21,6 +21,7 @@ SECTIONS = {
     "propagation": "bench.propagation",   # issue 3: push -> applied on 1/10/100 agents, RSS
     "reload": "bench.reload_load",        # issue 8: 20 pushes under steady HTTP load
     "failover": "bench.failover",         # issue 4: outage, stackha vs classic timers, flaps
+    "idle": "bench.idle",                 # issue 16: idle CPU and RSS per role
 }
 HERE = Path(__file__).resolve().parent
 

@@ -9,10 +9,10 @@ one real nginx. Two kinds of version are pushed to the same agents:
   fsyncs last-good.json and reports. That is the propagation machinery alone.
 - ``nginx``: the nodes have the nginx role and every push changes nginx.conf and index.html:
   each agent stages the files, runs the real `nginx -t` on them, writes them atomically, runs
-  the reload command, waits the agent's 0.5 s settle and health-checks. node001 manages a real
-  nginx with `nginx -s reload`; the others run `true` as reload command (N nginx instances
-  could not all listen on the port the one pushed nginx.conf names) and health-check
-  node001's nginx.
+  the reload command, waits until nginx's workers are new ones (/proc) and health-checks.
+  node001 manages a real nginx with `nginx -s reload`; the others run `true` as reload
+  command (N nginx instances could not all listen on the port the one pushed nginx.conf
+  names) and health-check node001's nginx.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ HEARTBEAT = 3600.0
 WORK = {
     "director": "director role, no files: fetch + verify version, fsync last-good, report",
     "nginx": "nginx role, pushed with --all-at-once: stage, real `nginx -t`, atomic writes, "
-             "reload (node001: real `nginx -s reload`, others `true`), 0.5 s settle, health "
-             "GET, report",
+             "reload (node001: real `nginx -s reload`, others `true`), wait for new workers, "
+             "health GET, report",
     "nginx staged": "the same, pushed as by default: the canary (node001, healthy, no VIP) "
                     "applies first, the others poll its status every 0.2 s and follow",
 }

@@ -234,7 +234,7 @@ def _table(clients: list[Client], pushes: int, numbers: list[int], latencies: li
         f"reports the previous one applied. The agent logged {applied} applied versions "
         f"(with the first) and {rollbacks} rollbacks; push → applied (ZooKeeper commit to "
         f"status write) p50 {median(latencies):.0f} ms, max {max(latencies):.0f} ms, "
-        "including the agent's 0.5 s settle and health check.",
+        "including the agent's wait for new nginx workers and health check.",
         f"Load: {elapsed:.1f} s, {total.requests / elapsed:.0f} requests/s, from 2 s before "
         f"the first push to 2 s after the last; pushes at "
         f"{', '.join(f'{t:.1f}' for t in push_times[:3])}, … s.",

@@ -84,8 +84,9 @@ def check_wrapper() -> str:
 class VrrpLab:
     def __init__(self, root: Path, preempt: bool = True,
                  group: Mapping[str, object] | None = None,
-                 check: Mapping[str, object] | None = None):
+                 check: Mapping[str, object] | None = None, heartbeat: float = 0.5):
         self.root = root
+        self.heartbeat = heartbeat
         self.net = NetLab(root)
         self.preempt = preempt
         self.group = dict(group or {})
@@ -137,6 +138,18 @@ class VrrpLab:
     def stop_nginx(self, host: Host) -> None:
         run("ip", "netns", "exec", host.ns, *self.nginx_cmd(host, "-s", "stop"))
 
+    def kill_nginx(self, host: Host) -> None:
+        """nginx dies (the host lives): SIGKILL of its master and every worker at once (the
+        workers of a killed master would otherwise go on serving)."""
+        pids = []
+        for pid in run("ip", "netns", "pids", host.ns, check=False).stdout.split():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx:"):
+                    pids.append(int(pid))
+            except OSError:
+                continue
+        kill_at_once(pids)
+
     def start_agent(self, host: Host) -> None:
         base = self.node_dir(host)
         command = [sys.executable, "-m", "stackha", "agent", "--node", host.name,
@@ -146,7 +159,7 @@ class VrrpLab:
                    "--nginx-dir", str(base / "nginx"),
                    "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
                    "--keepalived-dir", str(base / "keepalived"),
-                   "--stackha-command", self.wrapper, "--heartbeat", "0.5",
+                   "--stackha-command", self.wrapper, "--heartbeat", str(self.heartbeat),
                    "--trusted-key", str(harness_keys().public)]
         self.agents[host.name] = self.net.spawn(host.ns, command, base / "agent.log")
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from stackha import __version__
 from stackha.agent import metrics
+from stackha.agent.checker import Check, CheckScheduler, Verdict
 from stackha.agent.filesync import (
     ApplyResult,
     CommandReload,
@@ -45,12 +46,20 @@ from stackha.agent.mycatrole import (
     MycatManagerSettings,
     mysql_health,
 )
+from stackha.agent.nginxworkers import NginxReloadWatch
 from stackha.agent.nodefiles import node_files
 from stackha.agent.vrrp import VrrpSettings, keepalived_conf
 from stackha.checks.nginx import check_nginx_dir
-from stackha.checks.probes import check_http
+from stackha.checks.probes import check_http, check_mysql_greeting, check_tcp
 from stackha.keepalived.process import KeepalivedProcess, NotifyFifo, config_test
-from stackha.keepalived.render import TRIAL_TRACK, YIELD_TRACK, UnsafeValue
+from stackha.keepalived.render import (
+    TRIAL_TRACK,
+    YIELD_TRACK,
+    UnsafeValue,
+    check_track,
+    lower_priority_moves_at_once,
+)
+from stackha.keepalived.trackfile import TrackFiles
 from stackha.keepalived.vridwatch import Advert, VridWatch
 from stackha.lvs.loaddr import NetlinkLoopback
 from stackha.lvs.node import LvsNode, LvsSettings
@@ -79,6 +88,9 @@ _REJECTED_KEPT = 50
 HANDOVER_WAIT = 3.0
 # While applying, how often the status thread looks for a VRRP change to report.
 APPLY_VRRP_POLL = 0.1
+# How often the agent reads every peer's status to flag a split brain (stackha status works
+# it out from the reports itself; this is the metric and the log line).
+SPLIT_BRAIN_EVERY = 5.0
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,12 @@ class Agent:
         self.resources = {role: self._resource(role, rs) for role, rs in settings.roles.items()}
         self.keepalived: KeepalivedProcess | None = None
         self.vrrp_sync: FileSync | None = None
+        self.tracks: TrackFiles | None = None
+        self.checks: CheckScheduler | None = None
+        # Why this node holds yield.track at 1 (FAULT): "canary" (its trial), "health" (a
+        # failed check in a group where a lower priority alone would not move the VIP).
+        self._yielding: set[str] = set()
+        self._next_split_brain_check = 0.0
         if settings.vrrp is not None:
             self._setup_vrrp(settings.vrrp)
         # LVS-DR: realserver setup and the director's forwarding (see stackha/lvs/node.py).
@@ -181,6 +199,10 @@ class Agent:
         self._recover()
 
     def _setup_vrrp(self, vrrp: VrrpSettings) -> None:
+        self.tracks = TrackFiles(vrrp.run_dir)
+        self.checks = CheckScheduler(
+            self.tracks, on_change=lambda name, verdict: self.events.put(
+                ("check", (name, verdict))))
         self.keepalived = KeepalivedProcess(config=vrrp.conf_dir / "keepalived.conf",
                                             run_dir=vrrp.run_dir,
                                             on_exit=lambda code: self._withdraw_stale_vips(
@@ -263,7 +285,8 @@ class Agent:
             name=role, target=settings.target, validate=validate,
             reload=reload,
             health=health, health_wait=self.settings.health_wait,
-            settle=0.5 if role == "nginx" else 0.0,
+            # nginx: the health check waits until the master's workers are all new ones.
+            reloaded=NginxReloadWatch(settings.target) if role == "nginx" else None,
             # The secret-file list names paths in the bundle (mycat/server.xml); the writer
             # sees paths relative to the role's target (server.xml).
             modes=lambda relative: file_mode(f"{ROLE_PREFIXES.get(role, '')}{relative}"),
@@ -393,6 +416,10 @@ class Agent:
                     for g in spec.vrrp_groups}
         if self.settings.vrrp is not None:
             self._reset_tracks()
+        if self.checks is not None:
+            # The checks' track files are written before keepalived starts reading them.
+            self._configure_checks(self._spec_of(self.applied) if self.applied else None)
+            self.checks.start()
         self._start_vrrp()
         if self._drain_setting() is not None and self.mycat_reload is not None \
                 and self.mycat_reload.set_online(True):
@@ -439,6 +466,8 @@ class Agent:
             self._on_vrrp(*payload)
         elif kind == "conflict":
             self._on_conflict(payload)
+        elif kind == "check":
+            self._on_check(*payload)
         elif kind == "stop":
             self._stopping = True
 
@@ -627,11 +656,20 @@ class Agent:
     # the canary's trial ----------------------------------------------------------------------
     def _write_track(self, name: str, value: int) -> None:
         """Replace a keepalived track file at once: keepalived rereads it on the rename."""
-        vrrp = self.settings.vrrp
-        if vrrp is None:
-            return
-        vrrp.run_dir.mkdir(parents=True, exist_ok=True)
-        write_state_file(vrrp.run_dir / name, f"{value}\n".encode())
+        if self.tracks is not None:
+            self.tracks.write(name, value, force=True)
+
+    def _set_yield(self, reason: str, on: bool) -> None:
+        """yield.track is 1 while any reason holds (the canary's trial, a failed check)."""
+        before = bool(self._yielding)
+        if on:
+            self._yielding.add(reason)
+        else:
+            self._yielding.discard(reason)
+        if bool(self._yielding) != before:
+            log.info("event=vrrp_yield state=%s reasons=%s", "on" if self._yielding else "off",
+                     ",".join(sorted(self._yielding)) or "-")
+            self._write_track(YIELD_TRACK, 1 if self._yielding else 0)
 
     def _reset_tracks(self) -> None:
         """A trial a killed agent left behind must not keep the node's priority down."""
@@ -663,15 +701,15 @@ class Agent:
                  version.number, ",".join(sorted(mine)), ",".join(held) or "-",
                  "fault" if covered else "lowest_priority")
         if covered:
-            self._write_track(YIELD_TRACK, 1)
+            self._set_yield("canary", True)
             if held:
                 self._wait_for_other_masters(held)
         elif held:
-            self._write_track(YIELD_TRACK, 1)
+            self._set_yield("canary", True)
             try:
                 self._wait_for_other_masters(held)
             finally:
-                self._write_track(YIELD_TRACK, 0)
+                self._set_yield("canary", False)
         return True
 
     def _peers_can_serve(self, groups: list[str]) -> bool:
@@ -713,7 +751,7 @@ class Agent:
 
     def _end_trial(self, version: ConfigVersion) -> None:
         try:
-            self._write_track(YIELD_TRACK, 0)
+            self._set_yield("canary", False)
             self._write_track(TRIAL_TRACK, 0)
         except OSError as exc:
             log.error("event=canary_trial_end_failed reason=%r", describe(exc))
@@ -798,6 +836,7 @@ class Agent:
         self.status = replace(self.status, applied_version=version.number, roles=spec.node(
             self.settings.node).roles, last_error="", last_error_time="")
         metrics.APPLIED_VERSION.set(version.number)
+        self._configure_checks(spec)
         log.info("event=applied version=%d roles=%s", version.number, ",".join(done) or "-")
         return True
 
@@ -841,6 +880,56 @@ class Agent:
         metrics.VRRP_STATE.labels(group=group).set(1 if state == "MASTER" else 0)
         self._report()
 
+    # health checks ----------------------------------------------------------------------------
+    def _configure_checks(self, spec: StackSpec | None) -> None:
+        """The checks this node's VRRP groups name, as the applied spec describes them."""
+        if self.checks is None:
+            return
+        names = sorted({n for g in spec.groups_of(self.settings.node) for n in g.checks}) \
+            if spec is not None else []
+        self.checks.configure([self._check(spec.health_check(n)) for n in names
+                               if spec is not None])
+
+    @staticmethod
+    def _check(check: HealthCheck) -> Check:
+        if check.name == "nginx":
+            def probe() -> str | None:
+                return check_http(check.url, check.timeout)
+        else:
+            # MyCat: its greeting on the SQL port (a connect and a read, no login), and the
+            # manager port when the spec names one.
+            def probe() -> str | None:
+                reason = check_mysql_greeting(check.host, check.port, check.timeout)
+                if reason is None and check.manager_port:
+                    reason = check_tcp(check.host, check.manager_port, check.timeout)
+                return reason
+        return Check(name=check.name, probe=probe, interval=check.interval, fall=check.fall,
+                     rise=check.rise, track=check_track(check.name))
+
+    def _on_check(self, name: str, verdict: Verdict) -> None:
+        metrics.HEALTH_OK.labels(check=name).set(1 if verdict.healthy else 0)
+        # Report first, then look at the peers: two nodes failing at once each publish their
+        # failure before reading the other's report, so they cannot both stand down.
+        self._report()
+        self._update_health_yield()
+
+    def _update_health_yield(self) -> None:
+        """Fail open, also where a lower priority moves nothing (or moves it late: no
+        preempt, a preempt delay, slow adverts; see lower_priority_moves_at_once): there a
+        failed check takes the node to FAULT only while another member's fresh report is
+        healthy, so the VIP never loses its last holder."""
+        if self.checks is None or self.applied is None:
+            return
+        spec = self._spec_of(self.applied)
+        verdicts = self.checks.verdicts()
+        groups = [g.name for g in (spec.groups_of(self.settings.node) if spec else [])
+                  if not lower_priority_moves_at_once(g)
+                  and any(c in verdicts and not verdicts[c].healthy for c in g.checks)]
+        if not groups:
+            self._set_yield("health", False)
+            return
+        self._set_yield("health", self._peers_can_serve(groups))
+
     def _on_conflict(self, advert: Advert) -> None:
         text = f"vrid {advert.vrid} advertised by {advert.source} (not a member)"
         if text in self.status.vrid_conflicts:
@@ -880,16 +969,27 @@ class Agent:
 
     # reporting ----------------------------------------------------------------------------
     def _health(self) -> dict[str, str]:
-        results = {}
+        # The scheduled checks' verdicts where there are some: no extra probe per report.
+        verdicts = self.checks.verdicts() if self.checks is not None else {}
+        results = {name: "ok" if v.healthy else v.reason for name, v in verdicts.items()}
         for role, resource in self.resources.items():
-            if resource.health is not None:
+            if role not in results and resource.health is not None:
                 reason = resource.health()
                 results[role] = "ok" if reason is None else reason
         return results
 
     def _heartbeat(self) -> None:
         self._report()
-        if self.settings.vrrp is not None and self.zk_state == ConnectionState.CONNECTED:
+        now = time.monotonic()
+        split_brain_due = now >= self._next_split_brain_check
+        if self._yielding & {"health"} or (self.checks is not None and any(
+                not v.healthy for v in self.checks.verdicts().values())):
+            self._update_health_yield()  # a peer may have failed too: fail open again
+        if self.settings.vrrp is not None and self.zk_state == ConnectionState.CONNECTED \
+                and split_brain_due:
+            # Reading every node's status is the heartbeat's dearest part; the metric and
+            # the log line need no more than one look per SPLIT_BRAIN_EVERY.
+            self._next_split_brain_check = now + SPLIT_BRAIN_EVERY
             self._check_split_brain()
 
     def _check_split_brain(self) -> None:
@@ -932,6 +1032,8 @@ class Agent:
         if self.keepalived is not None:
             # SIGTERM makes a master advertise priority 0: the backup takes over at once.
             self.keepalived.stop()
+        if self.checks is not None:
+            self.checks.stop()  # after keepalived: joining the thread must not delay it
         if self.lvs is not None:
             # Only the health checks stop: VIPs, sysctls and forwarding stay in place.
             self.lvs.stop()

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stackha.model.bundle import file_mode, path_conflicts, unsafe_path_reason
 from stackha.model.environment import child_environment
@@ -412,6 +412,14 @@ def read_managed_list(path: Path) -> set[str]:
     return found
 
 
+class ReloadWatch(Protocol):
+    """Knows when a reloaded service runs its new configuration."""
+
+    def before(self) -> object: ...
+
+    def wait(self, token: object) -> None: ...
+
+
 @dataclass
 class FileSync:
     """Keeps ``target`` holding exactly ``files`` (paths relative to ``target``)."""
@@ -424,7 +432,9 @@ class FileSync:
     health_wait: float = 5.0
     # nginx and keepalived reload asynchronously: until the new workers run, the old ones
     # still answer, so a check right after the signal would approve the old configuration.
+    # ``reloaded`` knows when they run (see nginxworkers.py); else a fixed ``settle``.
     settle: float = 0.0
+    reloaded: ReloadWatch | None = None
     modes: Callable[[str], int] = file_mode
     managed_list: Path | None = None
     _managed: set[str] = field(default_factory=set)
@@ -467,14 +477,17 @@ class FileSync:
             return self.reload.quick()
         return self.reload()
 
-    def wait_healthy(self) -> str | None:
+    def wait_healthy(self, token: object = None) -> str | None:
         if self.health is None:
             return None
-        time.sleep(self.settle)
+        if self.reloaded is not None:
+            self.reloaded.wait(token)
+        else:
+            time.sleep(self.settle)
         deadline = time.monotonic() + self.health_wait
         reason = self.health()
         while reason and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
             reason = self.health()
         return reason
 
@@ -597,10 +610,11 @@ class FileSync:
                     tree.remove(relative)
             tree.sync()
             failpoint("after_all_renames")
+            token = self.reloaded.before() if self.reloaded and self.health else None
             stage, reason = "reload", self.run_reload()
             failpoint("after_reload")
             if reason is None:
-                stage, reason = "health", self.wait_healthy()
+                stage, reason = "health", self.wait_healthy(token)
         except Exception as exc:
             reason = describe(exc)
         elapsed = time.monotonic() - started

@@ -26,6 +26,8 @@ class VrrpSettings:
     interface: str | None = None
     ipvs: bool = False
     watch_vrids: bool = True
+    # curl for keepalived's HTTP backstop probe; None runs `stackha check` (see render.py).
+    curl: str | None = None
 
     @property
     def fifo(self) -> Path:
@@ -35,7 +37,7 @@ class VrrpSettings:
 def render_options(vrrp: VrrpSettings) -> RenderOptions:
     return RenderOptions(stackha_command=vrrp.stackha_command, notify_fifo=str(vrrp.fifo),
                          script_user=vrrp.script_user, interface_override=vrrp.interface,
-                         track_dir=str(vrrp.run_dir))
+                         track_dir=str(vrrp.run_dir), curl=vrrp.curl)
 
 
 def keepalived_conf(spec: StackSpec, node: str, vrrp: VrrpSettings, ipvs: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import shutil
 import signal
@@ -57,7 +58,15 @@ def vrrp_settings(args: argparse.Namespace, conf_dir: Path) -> VrrpSettings:
     return VrrpSettings(conf_dir=conf_dir, run_dir=args.run_dir or args.state_dir / "run",
                         stackha_command=args.stackha_command or stackha_command(),
                         script_user=args.script_user, interface=args.vrrp_interface,
-                        ipvs=args.lvs_engine == "ipvs")
+                        ipvs=args.lvs_engine == "ipvs", curl=_curl())
+
+
+def _curl() -> str | None:
+    """keepalived refuses scripts on paths a non-root user could write: only a system curl."""
+    for path in ("/usr/bin/curl", "/bin/curl"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def add_vrrp_options(p: argparse.ArgumentParser) -> None:
@@ -122,6 +131,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
         log.info("event=trusted_keys keys=%s cluster=%s", ",".join(trust.keys.ids),
                  trust.cluster)
 
+    if args.metrics_port:  # first: the metrics are no-ops until served
+        from stackha.agent import metrics
+
+        metrics.serve(args.metrics_port, args.metrics_address)
     store = build_store(spec, args.zk, "agent", retry_forever=True,
                         credential_file=args.credential_file)
     if store.identity is not None and store.identity.user != args.node:
@@ -129,10 +142,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise CommandError(f"agent credential is for {store.identity.user!r}, not for node "
                            f"{args.node!r} (stackha credentials issue {args.node})")
     agent = Agent(settings, store)
-    if args.metrics_port:
-        from stackha.agent import metrics
-
-        metrics.serve(args.metrics_port, args.metrics_address)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     agent.run()

@@ -9,29 +9,73 @@ Choices that are not obvious from the spec:
   keepalived's five), and a refresh every 60 s while master, so neighbours and switches that
   missed the first burst still learn the new MAC; after a split brain the surviving master
   re-announces itself (higher_prio_send_advert plus lower-priority GARP repeat).
+- Health checks run inside the agent and reach keepalived through track files (a failed
+  check lowers the priority; see failure_weight); keepalived only runs a slow backstop probe.
 - State changes reach the agent through keepalived's notify FIFO, which delivers them in order,
   rather than a script per transition.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from stackha.model.spec import HealthCheck, LvsService, StackSpec, VrrpGroup
 
 SCRIPT_USER = "keepalived_script"
 
-# Seconds keepalived lets a check script run beyond the check's own timeout before killing it
-# as failed. The check enforces its timeout on the probe itself, so a dead or hung nginx is
-# caught just as fast whatever this is; the slack only covers starting the check, a Python
-# process that keepalived starts at normal priority (its realtime priority is reset in the
-# child) and that a starved machine slows in proportion to its runnable tasks. Measured in
-# bench/failover.py: about 0.1-0.3 s with every CPU saturated by 4 busy loops, 0.5-0.9 s with
-# 32; with other heavy load on the machine on top, one spare second (then four) still let two
-# runs in a row overrun, both nodes went to FAULT and nobody held the VIP. A check now has to
-# stall for 10 s (default timeout), twice running (fall 2), before its node gives up the VIP.
-SCRIPT_START_SLACK = 9
+# The agent runs the health checks itself (every 0.1 s by default, see spec.py) and writes
+# each result to a track file, which keepalived reads on inotify without forking anything.
+# The backstop is for an agent that is dead or stuck while nginx dies: keepalived also runs a
+# tiny probe itself, every BACKSTOP_INTERVAL seconds, fall BACKSTOP_FALL, so a dead nginx
+# loses its VIP within about 2 x 3 s even with nobody writing the track file. For HTTP it is
+# curl (a small C program: a few ms of CPU per run); without curl, or for MyCat's MySQL
+# login, it is `stackha check` (a Python start, about 50 ms of CPU, still only every 3 s).
+BACKSTOP_INTERVAL = 3
+BACKSTOP_FALL = 2
+BACKSTOP_RISE = 2
+# The backstop probe's own time limit; keepalived kills it BACKSTOP_SLACK seconds later (a
+# starved machine slows the start of a process, not a dead nginx's answer).
+BACKSTOP_TIMEOUT = 2
+BACKSTOP_SLACK = 3
+
+
+def check_track(name: str) -> str:
+    """The track file holding health check ``name``'s result: 0 healthy, 1 failed."""
+    return f"chk_{name}.track"
+
+
+# A lower priority moves a VIP only when the backup preempts, and then only once its
+# master-down timer (about 3 x advert_int) has run out: 0.1 s with the default adverts, 3 s
+# with classic 1 s ones. Beyond this the agent also uses the FAULT route (see below).
+PREEMPT_WAIT_LIMIT = 0.3
+
+
+def lower_priority_moves_at_once(group: VrrpGroup) -> bool:
+    """Whether a failed check's lower priority alone hands ``group``'s VIP over quickly.
+
+    Not under nopreempt (RFC 5798: a backup without preempt accepts a lower master), nor with
+    a preempt delay, nor with adverts so slow that the backup's master-down timer is long.
+    For such groups the agent also puts a failed node in FAULT (yield.track, which sends a
+    priority-0 advert: the backup takes over after its skew time) while another member's
+    fresh report is healthy."""
+    return group.preempt and not group.preempt_delay \
+        and 3 * group.advert_int <= PREEMPT_WAIT_LIMIT
+
+
+def failure_weight(group: VrrpGroup, check: HealthCheck) -> int:
+    """How far a failed check lowers a member's priority in ``group``.
+
+    Fail open: a failed check lowers the priority rather than sending the node to FAULT, so
+    when every member fails at once (a starved checker, say) the VIP still has a holder. By
+    default (weight 0) the drop is the priority gap between the group's members plus one,
+    so a failed member falls below every healthy one, as keepalived's docs advise; a
+    non-zero ``weight`` sets the drop itself. Capped at 253: keepalived puts an instance in
+    FAULT when one tracker's value x weight is below -253.
+    """
+    if check.weight:
+        return min(abs(check.weight), 253)
+    priorities = [m.priority for m in group.members]
+    return min(max(priorities) - min(priorities) + 1, 253)
 
 
 # Track files the agent writes (keepalived reads them through inotify and forks nothing):
@@ -54,6 +98,8 @@ class RenderOptions:
     interface_override: str | None = None
     realtime: bool = True
     track_dir: str = "/run/stackha"
+    # curl for the HTTP backstop; None: the backstop runs `stackha check` instead.
+    curl: str | None = "/usr/bin/curl"
 
 
 class UnsafeValue(ValueError):
@@ -88,6 +134,8 @@ def _refuse_unsafe(spec: StackSpec, node: str, groups: tuple[VrrpGroup, ...],
                         ("track_dir", options.track_dir),
                         ("stackha command", options.stackha_command)):
         keepalived_word(what, value)
+    if options.curl is not None:
+        keepalived_word("curl", options.curl)
     if options.interface_override is not None:
         keepalived_word("interface", options.interface_override)
     for group in groups:
@@ -100,11 +148,12 @@ def _refuse_unsafe(spec: StackSpec, node: str, groups: tuple[VrrpGroup, ...],
             keepalived_word(f"health_checks.{name}.host", check.host)
 
 
-def _track_file_blocks(options: RenderOptions) -> list[str]:
+def _track_file_blocks(options: RenderOptions, checks: list[str]) -> list[str]:
     lines: list[str] = []
-    # The trial's weight is set per instance (below); -1 here is only a default.
+    # The trial's and the checks' weights are set per instance (below); -1 is a default.
     for name, path, weight in (("stackha_trial", TRIAL_TRACK, -1),
-                               ("stackha_yield", YIELD_TRACK, 0)):
+                               ("stackha_yield", YIELD_TRACK, 0),
+                               *((f"stackha_chk_{c}", check_track(c), -1) for c in checks)):
         lines += [f"track_file {name} {{",
                   f'    file "{options.track_dir.rstrip("/")}/{path}"',
                   f"    weight {weight}",
@@ -118,21 +167,28 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _script_block(check: HealthCheck, options: RenderOptions) -> list[str]:
-    arguments = [options.stackha_command, "check", check.name, "--timeout", _fmt(check.timeout)]
-    if check.name == "nginx":
-        arguments += ["--url", check.url]
+def _backstop_block(check: HealthCheck, options: RenderOptions) -> list[str]:
+    if check.name == "nginx" and options.curl:
+        # -f: an HTTP error status fails; no -L, so 3xx passes as in check_http.
+        arguments = [options.curl, "-fsS", "-o", "/dev/null", "--max-time",
+                     str(BACKSTOP_TIMEOUT), check.url]
     else:
-        arguments += ["--host", check.host, "--port", str(check.port)]
+        arguments = [options.stackha_command, "check", check.name, "--timeout",
+                     str(BACKSTOP_TIMEOUT)]
+        if check.name == "nginx":
+            arguments += ["--url", check.url]
+        else:
+            arguments += ["--host", check.host, "--port", str(check.port)]
     return [
-        f"vrrp_script chk_{check.name} {{",
+        f"vrrp_script chk_{check.name}_backstop {{",
         # keepalived splits this string itself and execs it: no shell is involved.
         f'    script "{" ".join(arguments)}"',
-        f"    interval {check.interval}",
-        f"    timeout {math.ceil(check.timeout) + SCRIPT_START_SLACK}",
-        f"    fall {check.fall}",
-        f"    rise {check.rise}",
-        f"    weight {check.weight}",
+        f"    interval {BACKSTOP_INTERVAL}",
+        f"    timeout {BACKSTOP_TIMEOUT + BACKSTOP_SLACK}",
+        f"    fall {BACKSTOP_FALL}",
+        f"    rise {BACKSTOP_RISE}",
+        # the drop is set per instance (track_script ... weight), -1 is only a default
+        "    weight -1",
         "}",
         "",
     ]
@@ -168,11 +224,14 @@ def _instance_block(spec: StackSpec, group: VrrpGroup, node: str,
         lines.append("    unicast_peer {")
         lines += [f"        {p.address}" for p in peers if p is not None]
         lines.append("    }")
+    weights = {name: failure_weight(group, spec.health_check(name)) for name in group.checks}
     if group.checks:
         lines.append("    track_script {")
-        lines += [f"        chk_{name}" for name in group.checks]
+        lines += [f"        chk_{name}_backstop weight -{weights[name]}"
+                  for name in group.checks]
         lines.append("    }")
     lines.append("    track_file {")
+    lines += [f"        stackha_chk_{name} weight -{weights[name]}" for name in group.checks]
     if member.priority > 1:
         # Down to priority 1, and no further: keepalived sends an instance to FAULT when a
         # track file's value x weight is below -253 (keepalived.conf(5), track_file; seen
@@ -280,11 +339,11 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
         lines.append("    # VIPs (pings fail) and forbids unicast peers. Set vrrp_strict: true "
                      "in the spec to enable.")
     lines += ["}", ""]
+    wanted = sorted({name for g in groups for name in g.checks})
     if groups:
-        lines += _track_file_blocks(options)
-    wanted = {name for g in groups for name in g.checks}
-    for check_name in sorted(wanted):
-        lines += _script_block(spec.health_check(check_name), options)
+        lines += _track_file_blocks(options, wanted)
+    for check_name in wanted:
+        lines += _backstop_block(spec.health_check(check_name), options)
     for group in groups:
         lines += _instance_block(spec, group, node, options)
     if ipvs and "director" in found.roles:

@@ -1,12 +1,38 @@
-"""The system side of a realserver's VIP: addresses on ``lo`` through netlink (pyroute2).
+"""The system side of a realserver's VIP (and of the VIPs a dead keepalived left behind):
+IPv4 addresses on one interface, through iproute2's `ip` (its JSON output).
 
-pyroute2 0.9's synchronous IPRoute must not run inside an asyncio loop; stackha calls it from
-plain threads only, and opens one socket per call so it is always closed where it was used.
+This was pyroute2; it costs about 12 MiB resident in every agent that touched an address
+(issue 16: at most 30 MiB per agent), for calls made a few times per version or per
+keepalived restart. `ip` is in every image the agent runs in (iproute2).
 """
 
 from __future__ import annotations
 
-from pyroute2 import IPRoute
+import json
+import os
+import subprocess
+from typing import Any
+
+from stackha.model.environment import child_environment
+
+_TIMEOUT = 10.0
+
+
+def _ip(*args: str) -> str:
+    try:
+        done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=_TIMEOUT,
+                              check=False, env=child_environment(os.environ))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OSError(f"ip {' '.join(args)}: {exc}") from exc
+    if done.returncode != 0:
+        raise OSError(f"ip {' '.join(args)}: {done.stderr.strip() or f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def _json(*args: str) -> list[dict[str, Any]]:
+    text = _ip("-j", *args).strip()
+    found = json.loads(text) if text else []
+    return found if isinstance(found, list) else []
 
 
 class NetlinkLoopback:
@@ -15,37 +41,25 @@ class NetlinkLoopback:
     def __init__(self, device: str = "lo"):
         self.device = device
 
-    def _index(self, ipr: IPRoute) -> int:
-        found = ipr.link_lookup(ifname=self.device)
-        if not found:
-            raise OSError(f"interface {self.device} not found")
-        return found[0]
-
     def list(self) -> list[tuple[str, int]]:
-        with IPRoute() as ipr:
-            index = self._index(ipr)
-            return [(str(m.get("address")), int(m["prefixlen"]))
-                    for m in ipr.addr("dump", index=index) if m["family"] == 2]
+        links = _json("-4", "addr", "show", "dev", self.device)
+        return [(str(a["local"]), int(a["prefixlen"])) for link in links
+                for a in link.get("addr_info", []) if a.get("family") == "inet"]
 
     def add(self, vip: str) -> None:
-        with IPRoute() as ipr:
-            ipr.addr("add", index=self._index(ipr), address=vip, prefixlen=32)
+        _ip("addr", "add", f"{vip}/32", "dev", self.device)
 
     def remove(self, vip: str, prefixlen: int) -> None:
-        with IPRoute() as ipr:
-            ipr.addr("del", index=self._index(ipr), address=vip, prefixlen=prefixlen)
+        _ip("addr", "del", f"{vip}/{prefixlen}", "dev", self.device)
 
 
 def route_interface(address: str) -> str | None:
     """The interface the kernel would send to ``address`` through, or None."""
-    with IPRoute() as ipr:
-        try:
-            routes = ipr.route("get", dst=address)
-        except Exception:  # pyroute2 raises NetlinkError and friends: "no route" here
-            return None
-        for route in routes:
-            oif = route.get("RTA_OIF")
-            if oif is not None:
-                links = ipr.link("get", index=oif)
-                return str(links[0].get("ifname")) if links else None
+    try:
+        routes = _json("route", "get", address)
+    except (OSError, ValueError):  # "no route" and friends
+        return None
+    for route in routes:
+        if route.get("dev"):
+            return str(route["dev"])
     return None

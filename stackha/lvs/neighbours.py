@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 
-from pyroute2 import IPRoute
-
 # NUD states whose link-layer address can be used (not INCOMPLETE 0x01 or FAILED 0x20).
 _USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80
 _MAC = re.compile(r"\b([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})\b")
 
 
 def neighbour_mac(address: str, device: str) -> str | None:
+    from pyroute2 import IPRoute  # about 12 MiB resident: only when used
+
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=device)
         if not found:
@@ -44,6 +44,8 @@ def resolve_mac(address: str, device: str, timeout: float = 1.0) -> str | None:
 
 
 def interface_mac(device: str) -> str | None:
+    from pyroute2 import IPRoute  # about 12 MiB resident: only when used
+
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=device)
         if not found:

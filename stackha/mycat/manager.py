@@ -10,10 +10,10 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pymysql
-import pymysql.connections
+if TYPE_CHECKING:  # pymysql costs about 10 MiB resident: loaded only when a command runs
+    import pymysql.connections
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class ReloadRefused(ManagerError):
 
 
 def _as_error(exc: pymysql.MySQLError, command: str) -> ManagerError:
+    import pymysql
+
     args = exc.args
     code = args[0] if args and isinstance(args[0], int) else None
     message = str(args[1]) if len(args) >= 2 else str(exc)
@@ -71,6 +73,8 @@ class ManagerClient:
         self.timeout = timeout
 
     def _connect(self) -> pymysql.connections.Connection:
+        import pymysql
+
         # autocommit=None and no init_command: the manager understands only its own commands,
         # so nothing but the command itself should be sent.
         return pymysql.connect(
@@ -80,6 +84,8 @@ class ManagerClient:
         )
 
     def _run(self, command: str) -> list[dict[str, Any]]:
+        import pymysql
+
         try:
             conn = self._connect()
         except pymysql.MySQLError as exc:

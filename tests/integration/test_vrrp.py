@@ -8,6 +8,7 @@ namespaces this test creates.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -15,7 +16,12 @@ import time
 import pytest
 
 from stackha.keepalived.process import config_test
-from stackha.keepalived.render import RenderOptions, render_keepalived
+from stackha.keepalived.render import (
+    BACKSTOP_FALL,
+    BACKSTOP_INTERVAL,
+    RenderOptions,
+    render_keepalived,
+)
 from stackha.model.spec import parse_spec
 from testkit.netlab import (
     LAN_ADDRESS,
@@ -136,7 +142,9 @@ def test_agent_restart_clears_stale_pid_files_and_orphans(lab):
 
 def test_nginx_stopped_on_the_master_fails_the_check_and_moves_the_vip(lab):
     lab.stop_nginx(lab.n1)
-    wait_until(lambda: lab.holder() == "nginx2", 15, what="VIP to move after health check")
+    # A lower priority hands over by preemption: for an advert or two both hold the VIP
+    # (as on every preempt), so the wait is for nginx2 alone.
+    wait_until(lambda: lab.holders() == ["nginx2"], 15, what="VIP to move after health check")
     wait_until(lab.client_reaches_vip, what="client to reach nginx2")
     lab.start_nginx(lab.n1)
     wait_until(lambda: lab.holder() == "nginx1", 15, what="preempt back after nginx returns")
@@ -195,7 +203,8 @@ def test_config_test_rejects_a_broken_file(eth0_namespace):
     reasons = config_test(text.replace("virtual_router_id 51", "virtual_router_id 300"),
                           eth0_namespace)
     assert reasons and "VRID '300' not valid" in reasons[0]
-    missing = render_keepalived(spec, "nginx1", RenderOptions(stackha_command="/nonexistent"))
+    missing = render_keepalived(spec, "nginx1", RenderOptions(stackha_command="/nonexistent",
+                                                              curl="/nonexistent-curl"))
     assert any("script not found" in r for r in config_test(missing, eth0_namespace))
 
 
@@ -221,7 +230,8 @@ def test_a_trial_track_file_puts_the_master_below_every_member(lab):
     assert lab.holder() == "nginx1"
     before = len(lab.log(lab.n1))
     _track(lab, lab.n1, TRIAL_TRACK, 1)
-    wait_until(lambda: lab.holder() == "nginx2", 10, what="nginx2 to win over the trial node")
+    # handed over by preemption: for an advert or two both may hold the VIP
+    wait_until(lambda: lab.holders() == ["nginx2"], 10, what="nginx2 to win over the trial node")
     wait_until(lambda: "group=web state=BACKUP" in lab.log(lab.n1)[before:], 10,
                what="nginx1 to report BACKUP")
     assert "group=web state=FAULT" not in lab.log(lab.n1)[before:]
@@ -307,3 +317,74 @@ def test_a_canary_holding_the_vip_hands_it_over_and_its_rejected_version_is_neve
     assert log.index("event=canary_handed_over") < log.index("event=rollback")
     assert any(answer for answer in seen)  # the VIP kept answering with the old version
     wait_until(lambda: lab.holder() == "nginx1", 15, what="nginx1 master again after its trial")
+
+
+# Issue 16: the agent checks, keepalived tracks the result ------------------------------------
+def _track_value(lab: VrrpLab, host, name: str = "chk_nginx.track") -> str:
+    path = lab.node_dir(host) / "run" / name
+    return path.read_text() if path.exists() else ""
+
+
+def test_nginx_death_moves_the_vip_through_the_agents_track_file(lab):
+    """No process per check: keepalived runs only the slow backstop, and the agent's own
+    check (every 0.1 s) moves the VIP long before the backstop could fail twice (3 s apart)."""
+    conf = (lab.node_dir(lab.n1) / "keepalived" / "keepalived.conf").read_text()
+    scripts = re.findall(r"^vrrp_script (\S+) \{(.*?)^\}", conf, re.MULTILINE | re.DOTALL)
+    assert [name for name, _ in scripts] == ["chk_nginx_backstop"]
+    assert int(re.search(r"interval (\d+)", scripts[0][1]).group(1)) >= 3
+    assert _track_value(lab, lab.n1) == "0\n"
+    # keepalived counts a fresh script up from `rise`: until it has passed `fall` more
+    # times, one failure fails it. Past that, the backstop needs two runs 3 s apart.
+    time.sleep(BACKSTOP_INTERVAL * BACKSTOP_FALL)
+    lab.kill_nginx(lab.n1)
+    wait_until(lambda: lab.holders() == ["nginx2"], 15, what="VIP to move to nginx2")
+    assert "chk_nginx_backstop) failed" not in lab.keepalived_log(lab.n1)
+    assert _track_value(lab, lab.n1) == "1\n"
+    assert "event=health_check_failed check=nginx" in lab.log(lab.n1)
+    wait_until(lab.client_reaches_vip, what="client to reach nginx2")
+    lab.start_nginx(lab.n1)
+    wait_until(lambda: lab.holder() == "nginx1", 15, what="preempt back after nginx returns")
+    assert _track_value(lab, lab.n1) == "0\n"
+
+
+def test_every_member_failing_at_once_still_leaves_the_vip_a_holder(lab):
+    """Fail open: a failed check lowers the priority instead of FAULT, so a starved checker
+    failing on every node cannot take the VIP off the network."""
+    before = {h.name: len(lab.log(h)) for h in lab.nodes}
+    lab.kill_nginx(lab.n1)
+    lab.kill_nginx(lab.n2)
+    wait_until(lambda: all(_track_value(lab, h) == "1\n" for h in lab.nodes), 15,
+               what="both checks failed")
+    time.sleep(1)  # dozens of advert intervals
+    assert lab.holder() is not None
+    for host in lab.nodes:
+        assert "state=FAULT" not in lab.log(host)[before[host.name]:]
+
+
+def test_the_backstop_moves_the_vip_when_the_agent_is_dead_and_nginx_dies(lab):
+    """A SIGKILLed agent writes no track file; keepalived's own slow probe still takes the
+    VIP off a dead nginx."""
+    lab.kill_agent(lab.n1)
+    assert keepalived_pids(lab.n1), "keepalived outlives a SIGKILLed agent"
+    lab.kill_nginx(lab.n1)
+    wait_until(lambda: lab.holders() == ["nginx2"], 20, what="the backstop to move the VIP")
+    assert _track_value(lab, lab.n1) == "0\n"  # nobody wrote it: the backstop did this
+    assert "chk_nginx_backstop) failed" in lab.keepalived_log(lab.n1)
+
+
+def test_nopreempt_a_failed_check_hands_the_vip_to_a_healthy_peer_only(lab_factory):
+    """Under nopreempt a lower priority moves nothing (RFC 5798: a backup without preempt
+    accepts a lower master). With a healthy fresh peer the failed node goes to FAULT; when
+    the peer fails too it comes back (lowered), so the VIP keeps a holder."""
+    lab = lab_factory(False)
+    first = next(h for h in lab.nodes if h.name == lab.holder())
+    other = next(h for h in lab.nodes if h is not first)
+    lab.kill_nginx(first)
+    wait_until(lambda: lab.holders() == [other.name], 15, what=f"VIP to move to {other.name}")
+    assert "event=vrrp_yield state=on reasons=health" in lab.log(first)
+    lab.kill_nginx(other)
+    wait_until(lambda: "event=vrrp_yield state=off" in lab.log(first), 15,
+               what=f"{first.name} out of FAULT once nobody is healthy")
+    wait_until(lambda: "group=web state=BACKUP" in lab.log(first).split(
+        "event=vrrp_yield state=off")[-1], 10, what=f"{first.name} back as BACKUP")
+    assert lab.holder() is not None

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-import pytest
-
-from stackha.keepalived.render import RenderOptions, render_keepalived
+from stackha.keepalived.render import (
+    RenderOptions,
+    lower_priority_moves_at_once,
+    render_keepalived,
+)
 from stackha.model.spec import parse_spec
 from tests.conftest import EXAMPLE_CONFIGS
 
@@ -35,17 +37,42 @@ def test_classic_timers_render_version_2():
     assert "    advert_int 1\n" in web and "    version 2\n" in web
 
 
-@pytest.mark.parametrize(("timeout", "rendered"), [(0.5, 10), (1.0, 10), (1.5, 11), (2.0, 11)])
-def test_script_timeout_leaves_room_for_a_slow_start(timeout, rendered):
-    spec = _spec()
-    checks = tuple(replace(c, timeout=timeout) if c.name == "nginx" else c
-                   for c in spec.health_checks)
-    conf = render_keepalived(replace(spec, health_checks=checks), "nginx1",
-                             RenderOptions(stackha_command="/x/stackha"))
-    block = conf[conf.index("vrrp_script chk_nginx"):]
-    assert re.search(r"^    timeout (\d+)$", block, re.MULTILINE).group(1) == str(rendered)
-    assert f"--timeout {timeout:g}" in block
+def test_no_check_process_per_second_only_a_slow_backstop():
+    """Issue 16: keepalived forked a Python `stackha check nginx` every second. The agent
+    checks now; keepalived tracks its file and runs only a slow, small backstop probe."""
+    conf = render_keepalived(_spec(), "nginx1", RenderOptions(stackha_command="/x/stackha"))
+    scripts = re.findall(r"^vrrp_script (\S+) \{(.*?)^\}", conf, re.MULTILINE | re.DOTALL)
+    assert [name for name, _ in scripts] == ["chk_nginx_backstop"]
+    body = scripts[0][1]
+    assert int(re.search(r"interval (\d+)", body).group(1)) >= 3
+    assert '"/usr/bin/curl -fsS -o /dev/null --max-time 2 http://127.0.0.1/healthz"' in body
+    assert "stackha check" not in body
+    assert 'file "/run/stackha/chk_nginx.track"' in conf
 
+
+def test_backstop_without_curl_runs_stackha_check():
+    conf = render_keepalived(_spec(), "nginx1",
+                             RenderOptions(stackha_command="/x/stackha", curl=None))
+    assert 'script "/x/stackha check nginx --timeout 2 --url http://127.0.0.1/healthz"' in conf
+
+
+def test_a_failed_check_lowers_priority_below_every_healthy_member_not_fault():
+    """Fail open: weight 0 would send the node to FAULT, and every member failing at once
+    (a starved checker) would leave the VIP without a holder."""
+    conf = render_keepalived(_spec(), "nginx1")
+    web = conf[conf.index("vrrp_instance web"):]
+    # members 150 and 100: a failed nginx1 drops to 99, under a healthy nginx2
+    assert "        stackha_chk_nginx weight -51\n" in web
+    assert "        chk_nginx_backstop weight -51\n" in web
+    tracker = conf[conf.index("track_file stackha_chk_nginx {"):]
+    assert "    weight 0" not in tracker.split("}")[0]
+
+
+def test_an_explicit_weight_sets_the_drop():
+    text = EXAMPLE.replace('interval: 0.1, timeout: 0.5', 'interval: 0.1, weight: -80, '
+                           'timeout: 0.5')
+    conf = render_keepalived(_spec(text), "nginx2")
+    assert "        stackha_chk_nginx weight -80\n" in conf
 
 
 def test_render_prints_exactly_what_the_agent_writes(tmp_path, capsys):
@@ -101,3 +128,13 @@ def test_every_instance_tracks_the_trial_and_yield_files_down_to_priority_one():
     web = lowest[lowest.index("vrrp_instance web"):]
     assert "stackha_trial weight" not in web and "        stackha_yield\n" in web
     assert "track_file" not in render_keepalived(spec, "mycat1", options)
+
+
+def test_where_a_lower_priority_alone_does_not_move_the_vip_quickly():
+    """RFC 5798: without preempt a backup accepts a lower master; with a delay or slow
+    adverts it takes over late (3 x advert_int). There the agent uses FAULT as well."""
+    web = next(g for g in _spec().vrrp_groups if g.name == "web")
+    assert lower_priority_moves_at_once(web)  # preempt, adverts every 0.03 s
+    assert not lower_priority_moves_at_once(replace(web, preempt=False))
+    assert not lower_priority_moves_at_once(replace(web, preempt_delay=2.0))
+    assert not lower_priority_moves_at_once(replace(web, advert_int=1.0, version=2))

@@ -102,7 +102,7 @@ def test_timer_defaults_when_the_spec_gives_none():
     assert classic is not None
     assert next(g for g in classic.vrrp_groups if g.name == "web").advert_int == 1.0
     check = HealthCheck("nginx")
-    assert (check.interval, check.timeout, check.fall, check.rise) == (1, 1.0, 2, 2)
+    assert (check.interval, check.timeout, check.fall, check.rise) == (0.1, 1.0, 2, 2)
 
 
 def test_a_spec_without_credentials_is_warned_about_open_acls():

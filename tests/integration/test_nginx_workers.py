@@ -1,0 +1,79 @@
+"""Knowing when a reloaded nginx serves its new configuration (issue 16), on the real nginx."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+
+import pytest
+
+from stackha.agent.nginxworkers import NginxReloadWatch, pid_file_of, wait_new_workers, workers
+from testkit.localzk import free_port
+
+pytestmark = pytest.mark.integration
+
+CONF = """
+user root;
+pid run/nginx.pid;
+worker_processes 2;
+error_log stderr warn;
+events {{ worker_connections 64; }}
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "{marker}\\n"; }} }} }}
+"""
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    port = free_port()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "nginx.conf").write_text(CONF.format(port=port, marker="v0"))
+    command = ["nginx", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf")]
+    subprocess.run(command, check=True)
+    assert wait_new_workers(pid_file_of(tmp_path), None, 10)
+    yield tmp_path, port, command
+    subprocess.run([*command, "-s", "stop"], check=False)
+
+
+def _get(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+        return answer.read().decode().strip()
+
+
+def test_pid_file_comes_from_the_pid_directive(tmp_path):
+    (tmp_path / "nginx.conf").write_text("worker_processes 1;\n  pid  run/x.pid ;\n")
+    assert pid_file_of(tmp_path) == tmp_path / "run/x.pid"
+    (tmp_path / "nginx.conf").write_text("pid /var/run/y.pid;\n")
+    assert str(pid_file_of(tmp_path)) == "/var/run/y.pid"
+
+
+def test_after_the_wait_every_answer_comes_from_the_new_configuration(nginx):
+    """Asked right after `nginx -s reload`, the old workers still answer; after the wait
+    for new workers, never."""
+    prefix, port, command = nginx
+    watch = NginxReloadWatch(prefix)
+    for round_ in range(1, 16):
+        (prefix / "nginx.conf").write_text(CONF.format(port=port, marker=f"v{round_}"))
+        token = watch.before()  # as FileSync does: files written, reload next
+        before = token[1]
+        assert before is not None and len(before.serving) == 2
+        subprocess.run([*command, "-s", "reload"], check=True)
+        watch.wait(token)
+        after = workers(pid_file_of(prefix))
+        assert after is not None and not after.serving & before.serving
+        assert _get(port) == f"v{round_}"
+
+
+def test_a_reload_that_nginx_refuses_ends_the_wait_at_its_timeout(nginx):
+    prefix, port, command = nginx
+    pid_file = pid_file_of(prefix)
+    before = workers(pid_file)
+    assert before is not None and before.serving
+    # passes no `nginx -t` here: the master keeps its old workers
+    (prefix / "nginx.conf").write_text("pid run/nginx.pid; events {} http { server { "
+                                       "listen 127.0.0.1:1 x; } }")
+    subprocess.run([*command, "-s", "reload"], check=False)
+    assert wait_new_workers(pid_file, before, 0.3) is False
+    assert workers(pid_file) == before
+    assert _get(port) == "v0"
