@@ -13,7 +13,6 @@ import pytest
 
 from stackha.coordinator.publish import Coordinator, Signer
 from stackha.model.bundle import Bundle, sha256_hex
-from stackha.store.zookeeper import _version_name
 from stackha.trust.signing import generate
 from testkit.agentlab import NginxNode, coordinator_store, fetch, node_status, wait_for
 from testkit.localzk import LocalZooKeeper
@@ -139,7 +138,10 @@ def test_a_signed_version_replayed_under_a_new_number_is_refused(node, configs, 
     before = _signed_one(node, configs, zookeeper)
     store = coordinator_store(configs, zookeeper.hosts)
     try:
-        old, _ = store.client.get(f"{store.versions_path}/{_version_name(1)}")
+        # The whole of version 1 (manifest and role parts) with its signatures, as stored.
+        from stackha.model.bundle import serialise_version
+
+        old = serialise_version(store.read_version(1))
     finally:
         store.close()
     # Version 1 as it was signed, verbatim, as version 2: an old configuration brought back.

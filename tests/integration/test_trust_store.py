@@ -30,6 +30,7 @@ from testkit.agentlab import (
     wait_for,
 )
 from testkit.localzk import LocalZooKeeper
+from testkit.signing import sign_document
 
 pytestmark = pytest.mark.integration
 SERVER_XML_SECRET = re.compile(rb'name="password">([^<]+)<')
@@ -306,9 +307,10 @@ def test_an_agent_refuses_a_version_that_withholds_its_roles_files(tmp_path, con
                         for p in configs.rglob("*") if p.is_file()}
             document = serialise_version(ConfigVersion(0, Bundle.from_contents(contents),
                                                        "now", "test", "withheld"))
-            two = store.publish(lambda n: document.replace(b'"version": 0',
-                                                           f'"version": {n}'.encode()),
-                                store.current_number())
+            cluster = _base(configs).rsplit("/", 1)[1]
+            two = store.publish(lambda n: sign_document(document.replace(
+                b'"version": 0', f'"version": {n}'.encode()), n, cluster),
+                store.current_number())
         finally:
             store.close()
         status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))
