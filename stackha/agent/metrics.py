@@ -1,8 +1,8 @@
-"""The agent's Prometheus metrics, exported over HTTP when a port is given."""
+"""The agent's Prometheus metrics (served on /metrics by stackha.agent.endpoints)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 APPLIED_VERSION = Gauge("stackha_applied_version", "Configuration version applied on this node")
 APPLY_FAILURES = Counter("stackha_apply_failures", "Versions rejected or rolled back",
@@ -13,9 +13,6 @@ ZK_CONNECTED = Gauge("stackha_zookeeper_connected", "1 while the ZooKeeper sessi
 VRRP_STATE = Gauge("stackha_vrrp_master", "1 while this node is VRRP master of the group",
                    ["group"])
 
-
-def serve(port: int, address: str = "127.0.0.1") -> None:
-    start_http_server(port, addr=address)
 VRID_CONFLICTS = Counter("stackha_vrid_conflicts", "Adverts on our VRIDs from routers outside "
                          "the spec")
 SPLIT_BRAIN = Gauge("stackha_vrrp_split_brain", "1 while several nodes report MASTER of the group",
