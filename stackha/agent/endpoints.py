@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from stackha.agent import metrics  # noqa: F401  (registers the agent's metrics)
 from stackha.model.status import NodeStatus
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: EndpointServer
     timeout = REQUEST_TIMEOUT  # socket timeout: a client that sends nothing is let go
     protocol_version = "HTTP/1.0"  # one request per connection: nothing to hold open
+    # A line that does not parse is answered with a status line (HTTP/0.9 would have none).
+    default_request_version = "HTTP/1.0"
     server_version = "stackha-agent"
     sys_version = ""
 
