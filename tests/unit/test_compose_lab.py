@@ -76,19 +76,44 @@ def test_capabilities_and_sysctls_follow_the_roles(backend):
     assert not any(s.get("privileged") for s in services.values())
 
 
+def _agent_yaml(document: dict, node: str) -> dict:
+    service = document["services"][node]
+    assert service["command"] == ["/opt/stackha/bin/stackha", "agent", "--config",
+                                  "/etc/stackha/agent.yaml"]
+    [mount] = service["configs"]
+    assert mount == {"source": f"agent-{service['hostname']}",
+                     "target": "/etc/stackha/agent.yaml"}
+    return yaml.safe_load(document["configs"][mount["source"]]["content"])
+
+
 def test_agent_commands(backend):
-    services = compose_document(_spec(), backend)["services"]
-    nginx = services["nginx1"]["command"]
-    assert nginx[:4] == ["/opt/stackha/bin/stackha", "agent", "--node", "nginx1"]
-    assert "--nginx-reload" in nginx and "--keepalived-dir" in nginx and "--lvs" not in nginx
-    director = services["director2"]["command"]
-    assert "--lvs" in director and "--mycat-password-file" in director
-    mycat = services["mycat3-standin"]["command"]
-    assert "--lvs" in mycat and "--mycat-dir" in mycat and "--keepalived-dir" not in mycat
+    document = compose_document(_spec(), backend)
+    services = document["services"]
+    nginx = _agent_yaml(document, "nginx1")
+    assert nginx["node"] == "nginx1" and "nginx-reload" in nginx
+    assert "keepalived-dir" in nginx and "lvs" not in nginx
+    assert nginx["on-stop"] == "stop-services" and nginx["metrics-address"] == "10.77.0.11"
+    director = _agent_yaml(document, "director2")
+    assert director["lvs"] is True and "mycat-password-file" in director
+    mycat = _agent_yaml(document, "mycat3-standin")
+    assert mycat["lvs"] is True and "mycat-dir" in mycat and "keepalived-dir" not in mycat
     # Reloads through the manager port; the lab script only starts MyCat the first time.
-    assert mycat[mycat.index("--mycat-manager") + 1] == "127.0.0.1:9066"
-    assert "--mycat-health" in mycat and "--mycat-reload" in mycat
+    assert mycat["mycat-manager"] == "127.0.0.1:9066"
+    assert mycat["mycat-health"] is True and "mycat-reload" in mycat
     assert services["mycat3-standin"]["environment"]["STACKHA_LAB_SERVICES"] == "mycat"
+
+
+def test_every_lab_agent_yaml_passes_the_agents_own_check(backend, tmp_path):
+    # What the containers run: each file through the very parser `stackha agent` uses.
+    from stackha.cli.agent import agent_args
+
+    document = compose_document(_spec(), backend)
+    for name, config in document["configs"].items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(config["content"])
+        path.chmod(0o400)
+        args = agent_args(["--config", str(path)])
+        assert args.node == name.removeprefix("agent-") and args.heartbeat == 1.0
 
 
 def test_stand_in_is_named_as_such_and_a_release_is_not(backend):
