@@ -488,3 +488,46 @@ def test_health_endpoint_is_503_while_nginx_is_down_and_status_is_the_stored_one
         assert set(_endpoint(port, "/status")[1]) == set(stored)
     finally:
         node.close()
+
+
+def test_status_watch_refreshes_in_place_on_a_terminal_and_in_blocks_otherwise(
+        configs, zookeeper, capsys):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    _push(configs)
+    capsys.readouterr()
+    watch = ["status", "--configs", str(configs), "--watch", "--interval", "0.1",
+             "--count", "3"]
+    assert main(watch) == 0
+    out = capsys.readouterr().out
+    # A log gets plain blocks, each headed by its time.
+    assert out.count("--- ") == 3 and out.count("NODE") == 3 and "\x1b[" not in out
+    assert main([*watch, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["schema_version"] == 1 for line in lines)
+    # On a terminal each refresh clears the screen and starts at the top.
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "stackha", *watch], stdout=follower,
+                              stderr=subprocess.PIPE, timeout=60, env=os.environ.copy())
+        os.close(follower)
+        follower = -1
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert done.returncode == 0, done.stderr
+    assert screen.count(b"\x1b[H\x1b[2J") == 3 and b"--- " not in screen
+    assert screen.count(b"NODE") == 3
