@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import shlex
 import shutil
 import signal
@@ -132,12 +134,34 @@ def check_config(args: argparse.Namespace, options: AgentOptions) -> int:
     return EXIT_OK
 
 
+LOCK_FILE = "agent.lock"
+
+
+def hold_agent_lock(state_dir: Path) -> int:
+    """One agent per state directory, held for the life of the process (the kernel lets go
+    when it ends, however it ends). Two agents would fight over the files and keepalived, and
+    ``--stop-services`` next to a running agent would see keepalived restarted at once."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise CommandError(f"an agent (pid {holder}) runs on {state_dir}: stop it first",
+                           EXIT_INVALID) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 def stop_services(args: argparse.Namespace) -> int:
     """Stop the keepalived an agent left running (a plain agent stop leaves it): SIGTERM, so a
     master advertises priority 0 and its backup takes over at once."""
     if not args.keepalived_dir:
         emit("no keepalived-dir: no keepalived to stop")
         return EXIT_OK
+    hold_agent_lock(args.state_dir)  # a running agent would start it again at once
     vrrp = vrrp_settings(args, args.keepalived_dir)
     pid = stop_keepalived(vrrp.run_dir, vrrp.conf_dir / "keepalived.conf")
     emit(f"keepalived (pid {pid}) stopped" if pid else "keepalived was not running")
@@ -153,6 +177,7 @@ def cmd_agent(args: argparse.Namespace, parser: argparse.ArgumentParser,
         return stop_services(args)
     spec = read_spec(args.configs)
     settings = _agent_settings(args, spec)
+    hold_agent_lock(args.state_dir)
     from stackha.store.connect import build_store
 
     agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))

@@ -217,8 +217,8 @@ def read_agent_options(parser: argparse.ArgumentParser, defaults: Mapping[str, A
     if problems:
         return merge(defaults, {}, given, problems)
     try:
-        data = path.read_bytes()[:MAX_DOCUMENT_BYTES + 1]
-        text = data.decode("utf-8")
+        with path.open("rb") as stream:  # the loader refuses what is over its limit
+            text = stream.read(MAX_DOCUMENT_BYTES + 1).decode("utf-8")
     except OSError as exc:
         return merge(defaults, {}, given, [Problem(str(path), "", f"cannot read: "
                                                                   f"{exc.strerror}")])

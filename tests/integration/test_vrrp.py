@@ -19,6 +19,7 @@ from stackha.keepalived.render import RenderOptions, render_keepalived
 from stackha.model.spec import parse_spec
 from testkit.netlab import (
     LAN_ADDRESS,
+    in_ns,
     keepalived_pids,
     kill_at_once,
     run,
@@ -160,6 +161,10 @@ def test_an_adopted_keepalived_is_reloaded_only_when_its_file_changed(lab):
 
 
 def test_stop_services_stops_an_adopted_keepalived_gracefully(lab):
+    # Next to a running agent it would be undone at once (the agent restarts keepalived).
+    running = in_ns(lab.n1.ns, *lab.agent_command(lab.n1), "--stop-services", check=False)
+    assert running.returncode == 2 and "runs on" in running.stderr, running.stderr
+    assert keepalived_pids(lab.n1)
     lab.stop_node(lab.n1)
     assert "keepalived (pid" in lab.log(lab.n1) and keepalived_pids(lab.n1) == []
     wait_until(lambda: lab.holder() == "nginx2", 10, what="VIP to move to nginx2")

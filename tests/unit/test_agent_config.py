@@ -149,3 +149,18 @@ def test_an_explicit_config_that_does_not_exist_is_an_error(tmp_path, capsys):
     assert main(["agent", "--config", str(tmp_path / "nope.yaml"), "--node", "n",
                  "--check-config"]) == 2
     assert "nope.yaml: cannot read: No such file or directory" in capsys.readouterr().err
+
+
+def test_one_agent_per_state_directory(tmp_path):
+    import os
+
+    from stackha.cli.agent import hold_agent_lock
+    from stackha.cli.output import CommandError
+
+    fd = hold_agent_lock(tmp_path / "state")
+    try:
+        with pytest.raises(CommandError, match=rf"an agent \(pid {os.getpid()}\) runs on"):
+            hold_agent_lock(tmp_path / "state")
+    finally:
+        os.close(fd)
+    os.close(hold_agent_lock(tmp_path / "state"))  # free again once the holder is gone
