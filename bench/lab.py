@@ -30,6 +30,7 @@ from stackha.model.status import parse_status
 from stackha.store.zookeeper import Identity, ZooKeeperStore
 from testkit import BOOTSTRAP_CONF
 from testkit.localzk import LocalZooKeeper, free_port
+from testkit.signing import KeyPair, make_keypair
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_NGINX = ROOT / "configs" / "nginx"
@@ -114,6 +115,7 @@ class Lab:
     agents: list[Agent] = field(default_factory=list)
     nginxes: list[Nginx] = field(default_factory=list)
     watch: StatusWatch | None = None
+    keys: KeyPair | None = None
 
     # set-up -------------------------------------------------------------------------------
     @classmethod
@@ -123,6 +125,7 @@ class Lab:
             lab.zk = BenchZooKeeper(lab.root / "zk")
             lab.zk.start()
             _wait_serving(lab.zk.port)
+            lab.keys = make_keypair(lab.root / "keys")
             for who in ("coordinator", "agent"):
                 path = lab.root / f"{who}.credential"
                 path.write_text(f"bench-{who}:{secrets.token_hex(12)}\n")
@@ -177,10 +180,12 @@ class Lab:
     def push(self, message: str, *extra: str) -> Push:
         """The real `stackha push-config` as its own process (validation with nginx -t,
         connect, one transaction); the commit time is ZooKeeper's mtime of config/current."""
+        assert self.keys is not None
         started, clock = time.time(), time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "stackha", "push-config", "--configs", str(self.configs),
-             "--zk", self.hosts, "-m", message, *extra],
+             "--zk", self.hosts, "-m", message, "--signing-key", str(self.keys.private),
+             *extra],
             capture_output=True, text=True, cwd=ROOT, timeout=120)
         wall = time.monotonic() - clock
         found = re.search(r"^published version (\d+)", done.stdout, re.MULTILINE)
@@ -219,13 +224,15 @@ class Lab:
         directory = self.root / node
         directory.mkdir(parents=True, exist_ok=True)
         log_path = directory / "agent.log"
+        assert self.keys is not None
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "stackha", "agent", "--node", node,
                  "--configs", str(agent_configs), "--zk", self.hosts,
                  "--state-dir", str(directory / "state"),
                  "--nginx-dir", str(nginx_dir), "--nginx-reload", reload,
-                 "--heartbeat", str(heartbeat), "--health-wait", "5"],
+                 "--heartbeat", str(heartbeat), "--health-wait", "5",
+                 "--trusted-key", str(self.keys.public)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         agent = Agent(node, process, log_path)
         self.agents.append(agent)

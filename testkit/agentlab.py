@@ -17,6 +17,7 @@ from stackha.model.spec import parse_spec
 from stackha.store.zookeeper import Identity, ZooKeeperStore
 from testkit import BOOTSTRAP_CONF, COORDINATOR
 from testkit.localzk import free_port
+from testkit.signing import harness_keys
 
 
 def adapt_configs_for_loopback(configs: Path, port: int) -> None:
@@ -87,6 +88,9 @@ class NginxNode:
                 pass
 
     def start_agent(self, *extra: str) -> None:
+        """The agent pins the harnesses' public key unless ``extra`` says how to trust."""
+        if "--allow-unsigned" not in extra and "--trusted-key" not in extra:
+            extra = ("--trusted-key", str(harness_keys().public), *extra)
         log = open(self.root / "agent.log", "ab")
         self.agent = subprocess.Popen(
             [sys.executable, "-m", "stackha", "agent", "--node", self.node,

@@ -1,6 +1,10 @@
 """A throwaway ZooKeeper server on loopback, for the tests and the benchmarks.
 
 It runs the real Debian ``zookeeper`` jars with a temporary data directory and a free port.
+With ``tls`` it also serves a TLS client port (``secure_hosts``): ZooKeeper 3.8 does TLS only
+with its Netty connection factory (the Debian package ships the Netty jars) and reads PEM key
+and trust stores. The plain port stays, on loopback, for the readiness probe and the tests
+that want it.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,6 +45,16 @@ def _answers_ruok(address: str, port: int, netns: str | None = None) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The server side of TLS: ``key_store`` holds the key then the certificate (PEM),
+    ``trust_store`` the CA(s) that sign client certificates."""
+
+    key_store: Path
+    trust_store: Path
+    client_auth: str = "need"  # need | want | none
+
+
 @dataclass
 class LocalZooKeeper:
     directory: Path
@@ -47,10 +62,31 @@ class LocalZooKeeper:
     address: str = "127.0.0.1"
     netns: str | None = None
     process: subprocess.Popen[bytes] | None = None
+    tls: ServerTls | None = None
+    secure_port: int = field(default_factory=free_port)
 
     @property
     def hosts(self) -> str:
         return f"{self.address}:{self.port}"
+
+    @property
+    def secure_hosts(self) -> str:
+        return f"{self.address}:{self.secure_port}"
+
+    def _tls_config(self) -> str:
+        if self.tls is None:
+            return ""
+        return (
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+            f"secureClientPort={self.secure_port}\n"
+            # Without it the secure port listens on every address, not only clientPortAddress.
+            f"secureClientPortAddress={self.address}\n"
+            f"ssl.keyStore.location={self.tls.key_store}\n"
+            "ssl.keyStore.type=PEM\n"
+            f"ssl.trustStore.location={self.tls.trust_store}\n"
+            "ssl.trustStore.type=PEM\n"
+            f"ssl.clientAuth={self.tls.client_auth}\n"
+        )
 
     def _write_config(self) -> Path:
         data = self.directory / "data"
@@ -66,6 +102,7 @@ class LocalZooKeeper:
             # Short session bounds let the tests see session expiry within seconds.
             "minSessionTimeout=1000\n"
             "maxSessionTimeout=60000\n"
+            + self._tls_config()
         )
         return config
 
@@ -83,11 +120,30 @@ class LocalZooKeeper:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ZooKeeper exited early, see {self.directory}/zookeeper.log")
-            if _answers_ruok(self.address, self.port, self.netns):
+            if _answers_ruok(self.address, self.port, self.netns) and self._secure_listens():
                 return
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"ZooKeeper did not answer on port {self.port} within {timeout} s")
+
+    def _secure_listens(self) -> bool:
+        """The TLS port answers a handshake (an alert for our missing client certificate
+        counts): the first one on a cold JVM takes seconds, which a test should not pay."""
+        if self.tls is None or self.netns is not None:
+            return True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((self.address, self.secure_port), timeout=10) as raw:
+                with context.wrap_socket(raw) as tls:
+                    tls.sendall(b"ruok")
+                    tls.recv(4)
+            return True
+        except ssl.SSLError:
+            return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.process is None:

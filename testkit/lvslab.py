@@ -28,6 +28,7 @@ from testkit.netlab import (
     run,
     wait_until,
 )
+from testkit.signing import harness_keys
 
 VIP = "10.99.0.200"
 PORT = 8066
@@ -125,7 +126,8 @@ class LvsLab:
             zk=self.net.zookeeper.hosts, vip=VIP, port=PORT, persistence=persistence,
             interval=CHECK_INTERVAL, timeout=CHECK_TIMEOUT, scheduler=scheduler,
             realservers=realservers))
-        self.net.stackha("push-config", "--configs", str(self.configs))
+        self.net.stackha("push-config", "--configs", str(self.configs),
+                         "--signing-key", str(harness_keys().private))
 
     def node_dir(self, name: str) -> Path:
         return self.root / name
@@ -134,7 +136,8 @@ class LvsLab:
         base = self.node_dir(name)
         command = [sys.executable, "-m", "stackha", "agent", "--node", name,
                    "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
-                   "--state-dir", str(base / "state"), "--heartbeat", "0.5", "--lvs"]
+                   "--state-dir", str(base / "state"), "--heartbeat", "0.5", "--lvs",
+                   "--trusted-key", str(harness_keys().public)]
         if name in DIRECTORS:
             command += ["--run-dir", str(base / "run"), "--keepalived-dir",
                         str(base / "keepalived")]

@@ -26,6 +26,7 @@ from testkit.netlab import (
     kill_at_once,
     run,
 )
+from testkit.signing import harness_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIGS = ROOT / "configs"
@@ -106,7 +107,8 @@ class VrrpLab:
         (configs / "stackha.yaml").write_text(
             lab_spec(zk.hosts, self.preempt, self.group, self.check))
         self.configs = configs
-        self.net.stackha("push-config", "--configs", str(configs))
+        self.net.stackha("push-config", "--configs", str(configs),
+                         "--signing-key", str(harness_keys().private))
         self.wrapper = check_wrapper()
         for host in (self.n1, self.n2):
             self.start_nginx(host)
@@ -146,6 +148,7 @@ class VrrpLab:
                 "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
                 "--keepalived-dir", str(base / "keepalived"),
                 "--stackha-command", self.wrapper, "--heartbeat", "0.5",
+                "--trusted-key", str(harness_keys().public),
                 "--metrics-port", str(ENDPOINT_PORT)]
 
     def start_agent(self, host: Host) -> None:

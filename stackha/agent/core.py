@@ -66,6 +66,7 @@ from stackha.model.rollout import gate
 from stackha.model.spec import HealthCheck, StackSpec, parse_spec
 from stackha.model.status import NodeStatus
 from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
+from stackha.trust.signing import SPEC_PART, TrustedKeys, verify_part, verify_parts
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,15 @@ class RoleSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """The keys this node pins (from its own disk, never from the store) and the cluster it
+    belongs to: a signature made for another cluster does not verify here."""
+
+    cluster: str
+    keys: TrustedKeys
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     node: str
     state_dir: Path
@@ -115,6 +125,8 @@ class AgentSettings:
     # On stop, leave keepalived running (VIPs, VRRP state, track files) for the next agent to
     # adopt: restarting or upgrading the agent moves nothing. False: stop it (SIGTERM).
     leave_services: bool = True
+    # None: versions are applied unsigned (``--allow-unsigned``, development only).
+    trust: TrustSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -493,9 +505,35 @@ class Agent:
         if version is None:
             self._fail(number, "fetch", f"version {number} not found in the store")
             return
+        untrusted = self._untrusted(version, number)
+        if untrusted is not None:
+            # Before the canary wait and before anything is staged: nothing of it runs here.
+            self._fail(number, "signature", untrusted)
+            self._report()
+            return
         self._pending = PendingVersion(version, time.monotonic(),
                                        frozenset(self._changed_roles(version)))
         self._advance_rollout()
+
+    def _untrusted(self, version: ConfigVersion, number: int) -> str | None:
+        """Why this node must not apply ``version`` (read as version ``number``), or None.
+
+        The spec part comes first: which role parts the node needs is read from the spec,
+        and only a spec that verified is parsed for it. Then exactly the parts the node
+        writes; a part it never reads (another role's files) is none of its business."""
+        trust = self.settings.trust
+        if trust is None:
+            return None
+        signatures = version.signatures
+        reason = verify_part(trust.keys, trust.cluster, number, SPEC_PART, version.bundle,
+                             signatures)
+        if reason is not None:
+            return reason
+        spec = self._spec_of(version)
+        node = spec.node(self.settings.node) if spec is not None else None
+        roles = [role for role in node.roles if role in ROLE_PREFIXES] if node else []
+        return verify_parts(trust.keys, trust.cluster, number, roles, version.bundle,
+                            signatures)
 
     # staged rollout -----------------------------------------------------------------------
     def _changed_roles(self, version: ConfigVersion) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import logging
 import os
 import shlex
 import shutil
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stackha.agent.core import Agent, AgentSettings, RoleSettings
+from stackha.agent.core import Agent, AgentSettings, RoleSettings, TrustSettings
 from stackha.agent.vrrp import VrrpSettings
 from stackha.cli.agentconfig import (
     DEFAULT_AGENT_CONFIG,
@@ -29,6 +30,9 @@ from stackha.keepalived.render import SCRIPT_USER
 from stackha.lvs.node import LvsSettings
 from stackha.model.problems import Problem
 from stackha.model.spec import StackSpec
+from stackha.trust.signing import KeyFileError, load_trusted
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = Path("/var/lib/stackha")
 
@@ -82,7 +86,29 @@ def _lvs_settings(args: argparse.Namespace) -> LvsSettings | None:
                        mycat_password_file=args.mycat_password_file)
 
 
-def _agent_settings(args: argparse.Namespace, spec: StackSpec) -> AgentSettings:
+def trust_settings(args: argparse.Namespace, spec: StackSpec) -> TrustSettings | None:
+    """The pinned keys, read from this node's disk. No key is a refusal to start, not a node
+    that applies whatever ZooKeeper holds; ``--allow-unsigned`` says so explicitly."""
+    paths = args.trusted_key or []
+    if args.allow_unsigned:
+        if paths:
+            raise CommandError("--allow-unsigned and --trusted-key exclude each other: an "
+                               "agent that accepts unsigned versions checks nothing",
+                               EXIT_INVALID)
+        return None
+    if not paths:
+        raise CommandError("no trusted key: give --trusted-key PATH (the coordinator's public "
+                           "key from `stackha keygen`, or a directory of *.pub files), or "
+                           "--allow-unsigned for development", EXIT_INVALID)
+    try:
+        keys = load_trusted(paths)
+    except KeyFileError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from exc
+    return TrustSettings(cluster=spec.cluster, keys=keys)
+
+
+def _agent_settings(args: argparse.Namespace, spec: StackSpec,
+                    trust: TrustSettings | None = None) -> AgentSettings:
     vrrp = vrrp_settings(args, args.keepalived_dir) if args.keepalived_dir else None
     return AgentSettings(node=args.node, state_dir=args.state_dir,
                          roles=_role_settings(args, spec), heartbeat=args.heartbeat,
@@ -91,7 +117,7 @@ def _agent_settings(args: argparse.Namespace, spec: StackSpec) -> AgentSettings:
                          reload_timeout=args.reload_timeout,
                          rollback_reload_timeout=args.rollback_reload_timeout,
                          health_timeout=args.health_timeout,
-                         leave_services=args.on_stop == "leave")
+                         leave_services=args.on_stop == "leave", trust=trust)
 
 
 def checked_options(parser: argparse.ArgumentParser, defaults: dict[str, Any],
@@ -121,7 +147,7 @@ def check_config(args: argparse.Namespace, options: AgentOptions) -> int:
     """Everything ``stackha agent`` would check before starting, and nothing started."""
     spec = read_spec(args.configs)
     try:
-        _agent_settings(args, spec)
+        _agent_settings(args, spec, trust_settings(args, spec))
     except CommandError as exc:
         raise CommandError(str(exc), EXIT_INVALID) from exc
     if spec.node(args.node) is None:
@@ -176,9 +202,16 @@ def cmd_agent(args: argparse.Namespace, parser: argparse.ArgumentParser,
     if args.stop_services:
         return stop_services(args)
     spec = read_spec(args.configs)
-    settings = _agent_settings(args, spec)
+    trust = trust_settings(args, spec)
+    settings = _agent_settings(args, spec, trust)
     hold_agent_lock(args.state_dir)
     from stackha.store.connect import build_store
+
+    if trust is None:
+        log.warning("event=unsigned_versions_allowed node=%s", args.node)
+    else:
+        log.info("event=trusted_keys keys=%s cluster=%s", ",".join(trust.keys.ids),
+                 trust.cluster)
 
     agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
     if args.metrics_port:
@@ -235,6 +268,11 @@ def register(sub: Any) -> None:
     p.add_argument("--lvs-interface", help="interface facing the LVS peers, overriding the spec")
     p.add_argument("--mycat-password-file", type=Path,
                    help="password for the director's `check: mycat` login")
+    p.add_argument("--trusted-key", type=Path, action="append", metavar="PATH",
+                   help="public key (PEM, from `stackha keygen`) whose signatures this node "
+                        "accepts, or a directory of *.pub; repeat it while keys rotate")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="development only: apply versions without checking signatures")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="port of the agent's HTTP endpoints: /metrics, /health, /vrrp/GROUP, "
                         "/status (0: off)")

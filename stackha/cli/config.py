@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from stackha.cli.options import add_all_at_once, add_common, read_spec
+from stackha.cli.options import add_all_at_once, add_common, add_signing, read_spec, signing_key
 from stackha.cli.output import EXIT_INVALID, EXIT_OK, CommandError, emit, report, write
 from stackha.coordinator.configset import load_configs
 from stackha.coordinator.publish import (
     ConfigRejected,
     Coordinator,
+    Signer,
     bundle_diff,
     mask_secrets,
     mycat_layout,
@@ -19,6 +21,7 @@ from stackha.coordinator.publish import (
 )
 from stackha.model.problems import errors, warnings
 from stackha.store.connect import open_store
+from stackha.trust.signing import KeyFileError, load_trusted
 
 
 def published_line(number: int | None, tail: str, canaries: Mapping[str, str]) -> str:
@@ -27,8 +30,10 @@ def published_line(number: int | None, tail: str, canaries: Mapping[str, str]) -
             + (f"; canary first: {staged}" if staged else ""))
 
 
-def _coordinator(args: argparse.Namespace, staged: bool = True) -> Coordinator:
-    return Coordinator(open_store(read_spec(args.configs), args.zk, "coordinator"), staged)
+def _coordinator(args: argparse.Namespace, staged: bool = True,
+                 signer: Signer | None = None) -> Coordinator:
+    return Coordinator(open_store(read_spec(args.configs), args.zk, "coordinator"), staged,
+                       signer)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -50,10 +55,12 @@ def _damage(lines: tuple[str, ...], action: str) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    # A dry run publishes nothing and so needs no key.
+    key = None if args.dry_run else signing_key(args)
     try:
         result = publish_configs(args.configs, args.zk, args.message or "",
                                  dry_run=args.dry_run, staged=not args.all_at_once,
-                                 on_problems=report)
+                                 on_problems=report, signing_key=key)
     except ConfigRejected as exc:
         report(exc.problems)
         raise CommandError(str(exc), EXIT_INVALID) from exc
@@ -121,7 +128,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    coordinator = _coordinator(args, staged=not args.all_at_once)
+    key = signing_key(args)
+    signer = None
+    if key is not None:
+        try:
+            also = load_trusted(args.trusted_key or [])
+        except KeyFileError as exc:
+            raise CommandError(str(exc), EXIT_INVALID) from exc
+        signer = Signer(key, read_spec(args.configs).cluster, also)
+    coordinator = _coordinator(args, staged=not args.all_at_once, signer=signer)
     try:
         result = coordinator.rollback(args.version)
     finally:
@@ -165,6 +180,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="show the diff, publish nothing")
     p.add_argument("-m", "--message", default="", help="what this change is for")
     add_all_at_once(p)
+    add_signing(p)
     p.set_defaults(func=cmd_push)
 
     config = sub.add_parser("config", help="published versions").add_subparsers(
@@ -188,6 +204,10 @@ def register(sub: Any) -> None:
     add_common(p)
     p.add_argument("version", type=int)
     add_all_at_once(p)
+    add_signing(p)
+    p.add_argument("--trusted-key", type=Path, action="append", metavar="PATH",
+                   help="a public key (or directory of *.pub) whose versions may be rolled "
+                        "back to besides the signing key's own (after a rotation)")
     p.set_defaults(func=cmd_rollback)
     p = config.add_parser("repair", help="report damage in the store; point a bad current at "
                                          "the newest readable version")

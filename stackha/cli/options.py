@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from stackha.cli.output import EXIT_INVALID, CommandError, report
 from stackha.model.bundle import SPEC_FILE, invalid_utf8_offset
 from stackha.model.problems import errors
 from stackha.model.spec import StackSpec, parse_spec
+from stackha.trust.signing import SIGNING_KEY_ENV, KeyFileError, SigningKey, load_private
 
 
 def add_common(parser: argparse.ArgumentParser, zk: bool = True) -> None:
@@ -38,3 +40,28 @@ def read_spec(configs: Path) -> StackSpec:
     if spec is None:
         raise CommandError(f"{path}: {len(errors(problems))} error(s)", EXIT_INVALID)
     return spec
+
+
+def add_signing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signing-key", type=Path, metavar="PATH",
+                        help=f"the coordinator's private key (`stackha keygen`; also "
+                             f"${SIGNING_KEY_ENV}); it never goes to ZooKeeper")
+    parser.add_argument("--unsigned", action="store_true",
+                        help="publish without a signature (only agents started with "
+                             "--allow-unsigned apply it)")
+
+
+def signing_key(args: argparse.Namespace) -> SigningKey | None:
+    """The key to sign with; None only when ``--unsigned`` asks for it."""
+    if args.unsigned:
+        return None
+    path = args.signing_key or (Path(os.environ[SIGNING_KEY_ENV])
+                                if os.environ.get(SIGNING_KEY_ENV) else None)
+    if path is None:
+        raise CommandError(f"no signing key: give --signing-key PATH or ${SIGNING_KEY_ENV} "
+                           "(make one with `stackha keygen --out PREFIX`), or --unsigned",
+                           EXIT_INVALID)
+    try:
+        return load_private(path)
+    except KeyFileError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from exc

@@ -24,6 +24,7 @@ from stackha.model.rollout import choose_canaries
 from stackha.model.spec import StackSpec, parse_spec
 from stackha.store.base import ConcurrentChange, ConfigStore, StoreError, VersionUnreadable
 from stackha.store.mycatzk import MycatLayoutWrite, layout_write_for
+from stackha.trust.signing import PARTS, SigningKey, TrustedKeys, sign_parts, verify_parts
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,32 @@ def _mycat_layout_of(bundle: Bundle, spec: StackSpec | None) -> MycatLayoutWrite
     return write
 
 
+@dataclass(frozen=True)
+class Signer:
+    """What the coordinator signs versions with: its key (read from its own disk, never from
+    the store) and the cluster every signature is bound to."""
+
+    key: SigningKey
+    cluster: str
+    # Besides the signing key's own: keys whose old versions a rollback may re-publish.
+    also_trusted: TrustedKeys = field(default_factory=lambda: TrustedKeys.of([]))
+
+    @property
+    def trusted(self) -> TrustedKeys:
+        return TrustedKeys.of([self.key.public, *self.also_trusted.keys.values()])
+
+
+class UntrustedVersion(StoreError):
+    """A rollback target that no trusted key signed: re-signing it would launder it."""
+
+
 class Coordinator:
-    def __init__(self, store: ConfigStore, staged: bool = True):
+    def __init__(self, store: ConfigStore, staged: bool = True, signer: Signer | None = None):
         self.store = store
         # Staged: each version names canaries (stackha.model.rollout); otherwise all nodes at once.
         self.staged = staged
+        # None: versions go out unsigned (only agents run with --allow-unsigned apply them).
+        self.signer = signer
 
     def canaries_for(self, spec: StackSpec | None) -> dict[str, str]:
         if not self.staged or spec is None:
@@ -162,9 +184,14 @@ class Coordinator:
         author = author or default_author()
         canaries = {} if dry_run else self.canaries_for(spec or _spec_in(bundle))
 
+        signer = self.signer
+
         def document(number: int) -> bytes:
+            # Signed here, once the number is known: each signature binds it.
+            signatures = sign_parts(signer.key, signer.cluster, number, bundle) \
+                if signer is not None else {}
             return serialise_version(ConfigVersion(number, bundle, now_utc(), author, message,
-                                                   canaries))
+                                                   canaries, signatures))
 
         for _attempt in range(PUSH_ATTEMPTS):
             previous, current, damage = self._current_for_push()
@@ -228,6 +255,15 @@ class Coordinator:
 
     def rollback(self, number: int, author: str | None = None) -> PushResult:
         old = self.version(number)
+        if self.signer is not None:
+            # Someone with the store's credential may have written version N: signing it
+            # again as a new version would make the nodes apply what they refused.
+            reason = verify_parts(self.signer.trusted, self.signer.cluster, number, PARTS,
+                                  old.bundle, old.signatures)
+            if reason is not None:
+                raise UntrustedVersion(f"version {number} is not signed by a trusted key "
+                                       f"({reason}); nothing published (--trusted-key adds "
+                                       "an older key)")
         spec = _spec_in(old.bundle)
         return self.push(old.bundle, f"rollback to version {number}", author,
                          mycat=_mycat_layout_of(old.bundle, spec), spec=spec)
@@ -251,8 +287,11 @@ class ConfigRejected(Exception):
 
 def publish_configs(configs: Path, zk_override: str | None, message: str, *,
                     dry_run: bool = False, staged: bool = True,
-                    on_problems: Callable[[list[Problem]], None] | None = None) -> PushResult:
+                    on_problems: Callable[[list[Problem]], None] | None = None,
+                    signing_key: SigningKey | None = None) -> PushResult:
     """Validate ``configs`` and publish it: what ``push-config`` and ``stackha up`` run.
+
+    ``signing_key``: every version is signed with it (None: published unsigned).
 
     ``on_problems`` is told the warnings (and errors) as soon as they are known; invalid
     configuration raises ConfigRejected before the store is opened.
@@ -273,7 +312,8 @@ def publish_configs(configs: Path, zk_override: str | None, message: str, *,
     try:
         if not dry_run:
             store.ensure_layout(agent_identity(configset.spec))
-        return Coordinator(store, staged=staged).push(
+        signer = Signer(signing_key, configset.spec.cluster) if signing_key else None
+        return Coordinator(store, staged=staged, signer=signer).push(
             configset.bundle, message, dry_run=dry_run, mycat=mycat, spec=configset.spec)
     finally:
         store.close()

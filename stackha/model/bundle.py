@@ -143,6 +143,15 @@ class Bundle:
 
 
 @dataclass(frozen=True)
+class PartSignature:
+    """One part's signature as the version document carries it (see stackha.trust.signing):
+    untrusted text until a node has verified it against a key it pins."""
+
+    key_id: str
+    signature: str  # base64 of the 64-byte Ed25519 signature
+
+
+@dataclass(frozen=True)
 class ConfigVersion:
     """One immutable, published version."""
 
@@ -153,6 +162,9 @@ class ConfigVersion:
     message: str
     # Staged rollout (stackha.model.rollout): role -> the node that applies this version first.
     canaries: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # part ("spec", "nginx", "mycat") -> the coordinator's signature of that part.
+    signatures: Mapping[str, PartSignature] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     @property
     def digest(self) -> str:
@@ -178,6 +190,9 @@ def serialise_version(version: ConfigVersion) -> bytes:
     }
     if version.canaries:
         document["rollout"] = {"canaries": dict(version.canaries)}
+    if version.signatures:
+        document["signatures"] = {part: {"key_id": s.key_id, "signature": s.signature}
+                                  for part, s in sorted(version.signatures.items())}
     return json.dumps(document, indent=1, sort_keys=True).encode()
 
 
@@ -241,6 +256,7 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
         number=number, bundle=bundle, created=str(document.get("created", "")),
         author=str(document.get("author", "")), message=str(document.get("message", "")),
         canaries=_canaries(document.get("rollout")),
+        signatures=_signatures(document.get("signatures")),
     ), []
 
 
@@ -252,3 +268,20 @@ def _canaries(rollout: Any) -> Mapping[str, str]:
         return MappingProxyType({})
     return MappingProxyType({role: node for role, node in raw.items()
                              if isinstance(role, str) and isinstance(node, str) and node})
+
+
+def _signatures(raw: Any) -> Mapping[str, PartSignature]:
+    """The parts' signatures. Nothing here is trusted or refused: a malformed entry becomes
+    an empty signature (which verifies against no key), so the node's refusal names the part
+    instead of the document failing to parse."""
+    if not isinstance(raw, dict):
+        return MappingProxyType({})
+    found = {}
+    for part, entry in raw.items():
+        if not isinstance(part, str):
+            continue
+        entry = entry if isinstance(entry, dict) else {}
+        key, signature = entry.get("key_id"), entry.get("signature")
+        found[part] = PartSignature(key if isinstance(key, str) else "",
+                                    signature if isinstance(signature, str) else "")
+    return MappingProxyType(found)

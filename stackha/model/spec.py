@@ -49,12 +49,25 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class ZookeeperTls:
+    """TLS to ZooKeeper: paths of PEM files on the node (never their content), so the spec
+    that is published names no secret. ``cert``/``key`` are the client certificate, needed
+    when the servers require one (``ssl.clientAuth=need``)."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+    verify_hostname: bool = True
+
+
+@dataclass(frozen=True)
 class ZookeeperSpec:
     hosts: str
     chroot: str = "/stackha"
     session_timeout: float = 10.0
     coordinator_auth: Credential | None = None
     agent_auth: Credential | None = None
+    tls: ZookeeperTls | None = None
 
 
 @dataclass(frozen=True)
@@ -169,12 +182,15 @@ class MycatZookeeper:
     must end in ``/mycat`` and its head becomes the chroot of the zkURL given to MyCat.
     ``readers``: addresses or networks that may read the layout without credentials (MyCat
     cannot authenticate to ZooKeeper); empty means the addresses of the mycat nodes.
+    ``hosts``: MyCat's own connect string when it differs from ``zookeeper.hosts``: MyCat
+    1.6's ZooKeeper client has no TLS, so with ``zookeeper.tls`` it needs a plain port.
     """
 
     enabled: bool = False
     cluster_id: str = "mycat-cluster-1"
     root: str = "/mycat"
     readers: tuple[ipaddress.IPv4Network, ...] = ()
+    hosts: str | None = None
 
     @property
     def base_path(self) -> str:
@@ -298,10 +314,37 @@ def _parse_credential(r: _Reader, value: Any, path: str) -> Credential | None:
     return Credential(env=r.typed(data, "env", path, str), file=r.typed(data, "file", path, str))
 
 
+def _node_path(value: str) -> str | None:
+    if not value.startswith("/"):
+        return "must be an absolute path on the node"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must not contain control characters"
+    return None
+
+
+def _parse_tls(r: _Reader, value: Any, path: str) -> ZookeeperTls | None:
+    data = r.mapping(value, path, ("ca",), ("cert", "key", "verify_hostname"))
+    if data is None:
+        return None
+    ca = r.typed(data, "ca", path, str, None, _node_path)
+    cert = r.typed(data, "cert", path, str, None, _node_path)
+    key = r.typed(data, "key", path, str, None, _node_path)
+    verify = r.typed(data, "verify_hostname", path, bool, True)
+    if ("cert" in data) != ("key" in data):
+        r.error(path, "give both cert and key (the client certificate), or neither")
+        return None
+    if ca is None:
+        return None
+    if not verify:
+        r.warn(f"{path}.verify_hostname", "off: any certificate the CA signed is accepted "
+                                          "for every ZooKeeper host")
+    return ZookeeperTls(ca, cert, key, verify)
+
+
 def _parse_zookeeper(r: _Reader, value: Any) -> ZookeeperSpec | None:
     path = "zookeeper"
     data = r.mapping(value, path, ("hosts",),
-                     ("chroot", "session_timeout", "coordinator_auth", "agent_auth"))
+                     ("chroot", "session_timeout", "coordinator_auth", "agent_auth", "tls"))
     if data is None:
         return None
     hosts = r.typed(data, "hosts", path, str, "")
@@ -319,7 +362,8 @@ def _parse_zookeeper(r: _Reader, value: Any) -> ZookeeperSpec | None:
     elif coordinator is None and "coordinator_auth" not in data:
         r.warn(path, "no coordinator_auth/agent_auth: the tree gets open ACLs and anyone who "
                      "reaches ZooKeeper can read and change the configuration")
-    return ZookeeperSpec(hosts, chroot, timeout, coordinator, agent)
+    tls = _parse_tls(r, data["tls"], f"{path}.tls") if "tls" in data else None
+    return ZookeeperSpec(hosts, chroot, timeout, coordinator, agent, tls)
 
 
 def _parse_node(r: _Reader, value: Any, path: str) -> Node | None:
@@ -544,9 +588,12 @@ def _at_least_2(value: int) -> str | None:
     return _between(2, 255)(value)
 
 
+_CONNECT_STRING = r"[A-Za-z0-9.:\[\]-]+(,[A-Za-z0-9.:\[\]-]+)*"
+
+
 def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:
     path = "mycat_zookeeper"
-    data = r.mapping(value, path, ("enabled",), ("cluster_id", "root", "readers"))
+    data = r.mapping(value, path, ("enabled",), ("cluster_id", "root", "readers", "hosts"))
     if data is None:
         return None
     base = MycatZookeeper()
@@ -568,6 +615,9 @@ def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:
                      else "must be an absolute path ending in '/mycat' (MyCat 1.6 reads "
                           "/mycat below its zkURL)"),
         readers=tuple(readers),
+        hosts=r.typed(data, "hosts", path, str, None,
+                      lambda v: None if re.fullmatch(_CONNECT_STRING, v)
+                      else "must be a ZooKeeper connect string HOST:PORT[,HOST:PORT...]"),
     )
 
 
@@ -677,6 +727,10 @@ def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Probl
     _cross_check(r, spec, {"nodes": [i for i, n in enumerate(nodes) if n],
                            "vrrp_groups": [i for i, g in enumerate(groups) if g],
                            "lvs_services": [i for i, v in enumerate(services) if v]})
+    if (zookeeper is not None and zookeeper.tls is not None and mycat_zk is not None
+            and mycat_zk.enabled and not mycat_zk.hosts):
+        r.error("mycat_zookeeper", "zookeeper.tls is set but MyCat 1.6 cannot connect over TLS:"
+                                   " give mycat_zookeeper.hosts, a plain client port")
     if zookeeper is None:
         return None, r.problems
     if mycat_zk is not None and mycat_zk.enabled and not spec.mycat_nodes():

@@ -15,10 +15,12 @@ MYID_FILE = "myid.properties"
 
 def zk_url(spec: StackSpec) -> str:
     """The connect string MyCat uses: the spec's hosts, plus a chroot when the layout's root
-    is below ``/mycat`` (MyCat always reads ``/mycat/...`` relative to it)."""
+    is below ``/mycat`` (MyCat always reads ``/mycat/...`` relative to it). MyCat's own hosts
+    win: they name a plain port when stackha's are TLS."""
     settings = spec.mycat_zookeeper
     chroot = settings.chroot if settings is not None else ""
-    return spec.zookeeper.hosts + chroot
+    hosts = settings.hosts if settings is not None and settings.hosts else spec.zookeeper.hosts
+    return hosts + chroot
 
 
 def _escape(value: str) -> str:

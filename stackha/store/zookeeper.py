@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -58,6 +59,7 @@ from stackha.store.mycatzk import (
     plan_layout,
     send_reload,
 )
+from stackha.store.tls import TlsHandler, TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -122,17 +124,21 @@ def _version_name(number: int) -> str:
 class ZooKeeperStore:
     def __init__(self, hosts: str, chroot: str, cluster: str, identity: Identity | None = None,
                  timeout: float = 10.0, connect_timeout: float = 15.0,
-                 retry_forever: bool = False):
+                 retry_forever: bool = False, tls: TlsSettings | None = None):
         self.base = f"{chroot.rstrip('/')}/{cluster}"
         self.hosts = hosts
         self.identity = identity
         retry = KazooRetry(max_tries=-1 if retry_forever else 3, delay=0.2, backoff=2,
                            max_delay=5, ignore_expire=False)
+        # With TLS our handler opens the connections (only the given CA, hostname checks,
+        # the reason of each refusal); kazoo's use_ssl only makes its log lines say so.
+        self._tls = TlsHandler(tls) if tls is not None else None
         self.client = KazooClient(
             hosts=hosts, timeout=timeout,
             auth_data=[identity.auth] if identity else None,
             connection_retry=retry,
             command_retry=KazooRetry(max_tries=3, delay=0.2, backoff=2, max_delay=2),
+            **({"handler": self._tls, "use_ssl": True} if self._tls else {}),
         )
         self._connect_timeout = connect_timeout
 
@@ -142,11 +148,35 @@ class ZooKeeperStore:
         if not wait:
             self.client.start_async()
             return
+        if self._tls is not None:
+            self._start_tls()
+            return
         try:
             self.client.start(timeout=self._connect_timeout)
         except KazooTimeoutError as exc:
             self.client.close()
             raise StoreError(f"cannot reach ZooKeeper at {self.hosts}: timed out") from exc
+
+    def _start_tls(self) -> None:
+        """Like kazoo's start, but a TLS refusal by every host ends the wait at once, and the
+        error says why (a wrong CA, a refused client certificate, a name mismatch)."""
+        assert self._tls is not None
+        hosts = {h.strip() for h in self.hosts.split("/")[0].split(",") if h.strip()}
+        connected = self.client.start_async()
+        deadline = time.monotonic() + self._connect_timeout
+        refusals: dict[str, str] = {}
+        while not connected.wait(0.05):
+            refusals = self._tls.refusals()
+            if len(refusals) >= len(hosts) or time.monotonic() > deadline:
+                break
+        if self.client.connected:
+            return
+        self.client.stop()
+        self.client.close()
+        if refusals:
+            where, why = sorted(refusals.items())[0]
+            raise StoreError(f"TLS to ZooKeeper refused: {where}: {why}")
+        raise StoreError(f"cannot reach ZooKeeper at {self.hosts} (TLS): timed out")
 
     def close(self) -> None:
         try:

@@ -11,7 +11,7 @@ from types import MappingProxyType
 import pytest
 
 from stackha.cli.main import main
-from stackha.coordinator.publish import Coordinator
+from stackha.coordinator.publish import Coordinator, Signer
 from stackha.model.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
 from stackha.model.spec import parse_spec
 from stackha.model.status import NodeStatus
@@ -25,6 +25,7 @@ from testkit.agentlab import (
     wait_for,
 )
 from testkit.localzk import LocalZooKeeper, free_port
+from testkit.signing import harness_keys, sign_document
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +59,23 @@ def _applied(configs: Path, zk: LocalZooKeeper, number: int) -> bool:
     return bool(status) and status["applied_version"] == number
 
 
-def _publish_raw(configs: Path, zk: LocalZooKeeper, document: bytes) -> int:
+def _cluster(configs: Path) -> str:
+    spec, _ = parse_spec((configs / "stackha.yaml").read_text())
+    assert spec is not None
+    return spec.cluster
+
+
+def _publish_raw(configs: Path, zk: LocalZooKeeper, document: bytes, sign: bool = True) -> int:
+    """``document`` as the next version; signed with the harnesses' key, as a coordinator
+    would, unless ``sign`` is False (these tests attack what comes after the signature)."""
     store = coordinator_store(configs, zk.hosts)
+
+    def numbered(n: int) -> bytes:
+        raw = document.replace(b'"version": 0', f'"version": {n}'.encode())
+        return sign_document(raw, n, _cluster(configs)) if sign else raw
+
     try:
-        return store.publish(
-            lambda n: document.replace(b'"version": 0', f'"version": {n}'.encode()),
-            store.current_number())
+        return store.publish(numbered, store.current_number())
     finally:
         store.close()
 
@@ -108,7 +120,8 @@ def test_node_side_validation_failure_keeps_the_old_version(node, configs, zooke
     contents["nginx/html/index.html"] = b"must never be served\n"
     store = coordinator_store(configs, zookeeper.hosts)
     try:
-        Coordinator(store).push(Bundle.from_contents(contents), "bad cert")
+        Coordinator(store, signer=Signer(harness_keys().key, _cluster(configs))).push(
+            Bundle.from_contents(contents), "bad cert")
     finally:
         store.close()
     status = wait_for(lambda: (s := node_status(configs, zookeeper.hosts, "nginx1"))

@@ -22,6 +22,7 @@ from kazoo.security import Permissions
 from stackha.cli.main import main
 from stackha.mycat.zklayout import to_json
 from testkit.agentlab import node_status, wait_for
+from testkit.signing import harness_keys
 from tests.conftest import COORDINATOR
 from tests.integration.test_mycat_standin import (  # noqa: F401 (fixture)
     ROOT,
@@ -196,7 +197,8 @@ class MycatNode:
                  "--state-dir", str(self.root / "state"), "--mycat-dir", str(self.conf),
                  "--mycat-manager", f"127.0.0.1:{self.manager_port}",
                  "--mycat-manager-user", "report", "--mycat-health",
-                 "--heartbeat", "0.5", "--health-wait", "3", *extra],
+                 "--heartbeat", "0.5", "--health-wait", "3",
+                 "--trusted-key", str(harness_keys().public), *extra],
                 stdout=out, stderr=subprocess.STDOUT)
 
     def login(self, password: str) -> None:

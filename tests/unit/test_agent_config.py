@@ -131,11 +131,16 @@ def test_a_file_others_may_write_is_refused(tmp_path, capsys):
 
 
 def test_check_config_exits_0_or_2_and_starts_nothing(tmp_path, capsys):
-    good = _write(tmp_path, f"node: nginx1\nconfigs: {EXAMPLE_CONFIGS}\nheartbeat: 1\n")
+    good = _write(tmp_path, f"node: nginx1\nconfigs: {EXAMPLE_CONFIGS}\nheartbeat: 1\n"
+                            "allow-unsigned: true\n")
     assert main(["agent", "--config", str(good), "--check-config", "--lvs"]) == 0
     out = capsys.readouterr().out
-    assert "agent configuration ok: node nginx1; from the file: configs, heartbeat, node; " \
-           "from flags: lvs" in out
+    assert "agent configuration ok: node nginx1; from the file: allow-unsigned, configs, " \
+           "heartbeat, node; from flags: lvs" in out
+    # What the agent itself refuses at start is refused here too (no trusted key).
+    unsigned = _write(tmp_path, f"node: nginx1\nconfigs: {EXAMPLE_CONFIGS}\n")
+    assert main(["agent", "--config", str(unsigned), "--check-config"]) == 2
+    assert "no trusted key" in capsys.readouterr().err
     bad = _write(tmp_path, f"node: nginx1\nconfigs: {EXAMPLE_CONFIGS}\nheartbeat: soon\n")
     assert main(["agent", "--config", str(bad), "--check-config"]) == 2
     assert f"{bad}: line 3: heartbeat: invalid float value 'soon'" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from stackha.lab.compose.secrets import lab_credentials, parse_env_file
 from stackha.model.cluster import ClusterView
 from stackha.model.spec import StackSpec, parse_spec
 from stackha.model.status import NodeStatus
+from tests.conftest import without_tls
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,9 +140,50 @@ def test_images_are_built_only_by_build_profile_services(backend):
 
 def test_node_outside_the_network_is_refused(backend):
     text = (ROOT / "configs/stackha.yaml").read_text().replace(
-        'hosts: "10.77.0.5:2181', 'hosts: "10.78.0.5:2181')
+        'hosts: "10.77.0.5:2281', 'hosts: "10.78.0.5:2281')
     with pytest.raises(LabError, match=r"zookeeper member 1: 10\.78\.0\.5 is outside"):
         compose_document(_spec(text), backend)
+
+
+def test_the_ensemble_serves_tls_and_every_agent_mounts_its_own_client_files(backend):
+    services = compose_document(_spec(), backend)["services"]
+    for myid in (1, 2, 3):
+        zk = services[f"zk{myid}"]
+        assert zk["environment"]["ZOO_SECURE_CLIENT_PORT"] == "2281"
+        assert zk["environment"]["ZOO_TLS_DIR"] == "/etc/zookeeper/tls"
+        assert zk["volumes"] == [f".stackha/tls/zk{myid}:/etc/zookeeper/tls:ro"]
+    nodes = [name for name, s in services.items() if "stackha.node" in s.get("labels", {})]
+    assert len(nodes) == 7
+    for name in nodes:
+        node = services[name]["labels"]["stackha.node"]
+        # Each node its own certificate, where the spec's zookeeper.tls looks for it.
+        assert f".stackha/tls/{node}:/etc/stackha/tls:ro" in services[name]["volumes"]
+    assert "zookeeper.tls" not in " ".join(services["nginx1"]["command"])
+
+
+def test_the_entrypoint_turns_on_tls_only_with_the_secure_port():
+    script = (ROOT / "compose/zookeeper/zookeeper-entrypoint").read_text()
+    for line in ("serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+                 "secureClientPort=$ZOO_SECURE_CLIENT_PORT", "ssl.keyStore.type=PEM",
+                 "ssl.trustStore.type=PEM", "ssl.clientAuth=need"):
+        assert f'echo "{line}"' in script, line
+
+
+def test_hosts_on_the_plain_port_are_refused_when_the_spec_says_tls(backend):
+    text = (ROOT / "configs/stackha.yaml").read_text().replace(
+        '"10.77.0.5:2281,10.77.0.6:2281,10.77.0.7:2281"',
+        '"10.77.0.5:2181,10.77.0.6:2181,10.77.0.7:2181"', 1)
+    with pytest.raises(LabError, match="serve their TLS client port on 2281"):
+        compose_document(_spec(text), backend)
+
+
+def test_a_spec_without_tls_renders_no_tls(backend):
+    text = (ROOT / "configs/stackha.yaml").read_text()
+    text = without_tls(text).replace(":2281", ":2181")
+    services = compose_document(_spec(text), backend)["services"]
+    assert "volumes" not in services["zk1"]
+    assert "ZOO_SECURE_CLIENT_PORT" not in services["zk1"]["environment"]
+    assert not any("tls" in v for v in services["nginx1"]["volumes"])
 
 
 def test_rendered_yaml_parses_back(backend):
@@ -225,3 +267,36 @@ def test_lab_credentials_are_generated_once_and_kept(tmp_path):
 def test_notify_fifo_events_that_are_not_states_are_ignored():
     assert parse_notify_line('INSTANCE "web" MASTER 150') == ("web", "MASTER", 150)
     assert parse_notify_line('INSTANCE "web" MASTER_RX_LOWER_PRI 150') is None
+
+
+def test_every_agent_pins_the_lab_signing_key(backend):
+    document = compose_document(_spec(), backend)
+    services = document["services"]
+    agents = {name: s for name, s in services.items() if "stackha.node" in s.get("labels", {})}
+    assert agents
+    for name, service in agents.items():
+        # The agent's options are its agent.yaml (a compose config), not its command line.
+        assert _agent_yaml(document, name)["trusted-key"] == [
+            "/etc/stackha/trusted/lab-signing.pub"]
+        assert ".stackha/signing.pub:/etc/stackha/trusted/lab-signing.pub:ro" \
+            in service["volumes"]
+        assert not any("signing.key" in v for v in service["volumes"])
+
+
+def test_lab_signing_key_is_made_once_and_only_the_host_knows_it(tmp_path):
+    from stackha.lab.compose.signing import lab_signing_key
+    from stackha.trust.signing import load_private, load_trusted
+
+    private = lab_signing_key(tmp_path)
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert lab_signing_key(tmp_path) == private  # kept: the agents pin its public half
+    key = load_private(private)
+    assert load_trusted([tmp_path / "signing.pub"]).ids == (key.key_id,)
+    lab_credentials(_spec(), tmp_path, environ={},
+                    extra={"STACKHA_SIGNING_KEY": str(private)})
+    assert parse_env_file((tmp_path / "lab.env").read_text())["STACKHA_SIGNING_KEY"] == \
+        str(private)
+    assert "STACKHA_SIGNING_KEY" not in parse_env_file((tmp_path / "agent.env").read_text())
+    (tmp_path / "signing.pub").unlink()
+    with pytest.raises(LabError, match=r"only one of signing\.key and signing\.pub"):
+        lab_signing_key(tmp_path)

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "stackha"
 # parts on the same layer (e.g. agent and coordinator) do not import each other.
 LAYERS = {
     "stackha": 0, "stackha.logs": 0, "stackha.model": 0,
-    "stackha.checks": 1,
+    "stackha.checks": 1, "stackha.trust": 1,
     "stackha.keepalived": 2, "stackha.lvs": 2, "stackha.mycat": 2,
     "stackha.store": 3,
     "stackha.coordinator": 4, "stackha.agent": 4,

@@ -152,7 +152,8 @@ def test_spec_section_defaults_and_readers():
     assert target.readers == ("10.77.0.31", "10.77.0.32", "10.77.0.33")
     assert target.nodes == NODES
     spec = _spec("mycat_zookeeper: {enabled: true, cluster_id: c2, root: /sites/a/mycat, "
-                 "readers: [10.0.0.0/8, 192.168.1.7]}\n")
+                 "readers: [10.0.0.0/8, 192.168.1.7], "
+                 "hosts: '10.77.0.5:2181,10.77.0.6:2181,10.77.0.7:2181'}\n")
     target = target_of(spec)
     assert target is not None and target.base == "/sites/a/mycat/c2"
     assert target.readers == ("10.0.0.0/8", "192.168.1.7")

@@ -19,11 +19,20 @@ from typing import Any
 from stackha.lab.compose import engine
 from stackha.lab.compose.backend import Backend, LabError, backend_from_schema
 from stackha.lab.compose.digests import LABEL, image_digests, source_files, tree_files
-from stackha.lab.compose.render import LabOptions, images, render_compose, service_name
+from stackha.lab.compose.labtls import lab_tls_env, lab_tls_files
+from stackha.lab.compose.render import (
+    LabOptions,
+    images,
+    render_compose,
+    service_name,
+    zookeeper_members,
+)
 from stackha.lab.compose.secrets import lab_credentials, load_lab_credentials, write_password_file
+from stackha.lab.compose.signing import lab_signing_key
 from stackha.lab.compose.view import endpoints, render_containers
 from stackha.lab.compose.wheelhouse import build_wheelhouse
 from stackha.model.spec import StackSpec
+from stackha.trust.signing import SIGNING_KEY_ENV, KeyFileError, load_private
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +112,19 @@ def _build_images(lab: Lab, project: engine.ComposeProject, client: Any, force: 
         _emit(f"built {image.tag} in {time.monotonic() - started:.0f} s")
 
 
-def _push(lab: Lab, deadline: float, _emit: Emit) -> None:
+def _push(lab: Lab, deadline: float, _emit: Emit, signing_key: Path) -> None:
     """Publish the lab's configs/ as `stackha push-config` does (the same function), once
     ZooKeeper answers (the ensemble needs a few seconds)."""
     from stackha.coordinator.publish import ConfigRejected, publish_configs
     from stackha.store.base import StoreError
 
+    try:
+        key = load_private(signing_key)
+    except KeyFileError as exc:
+        raise LabError(str(exc)) from exc
     while True:
         try:
-            result = publish_configs(lab.configs, None, "stackha up")
+            result = publish_configs(lab.configs, None, "stackha up", signing_key=key)
             break
         except ConfigRejected as exc:
             raise LabError(f"{exc}: " + "; ".join(str(p) for p in exc.problems)) from exc
@@ -160,8 +173,18 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     lab = load_lab(args, spec)
     # Until the ensemble has formed kazoo warns on every refused connection: expected here.
     logging.getLogger("kazoo.client").setLevel(logging.ERROR)
-    credentials = lab_credentials(lab.spec, lab.compose_dir / PRIVATE_DIR)
+    # Before the compose file is rendered: the agents mount the public half.
+    signing_key = lab_signing_key(lab.compose_dir / PRIVATE_DIR)
+    credentials = lab_credentials(lab.spec, lab.compose_dir / PRIVATE_DIR,
+                                  extra={SIGNING_KEY_ENV: str(signing_key)})
     os.environ.update(credentials)  # the push below, and the compose CLI's interpolation
+    # The CA, each member's server certificate and each node's client certificate (kept).
+    made = lab_tls_files(lab.spec, lab.compose_dir / PRIVATE_DIR,
+                         [(myid, str(address)) for myid, address, _ in
+                          zookeeper_members(lab.spec)])
+    if made:
+        _emit(f"TLS: issued {', '.join(made)} ({lab.compose_dir / PRIVATE_DIR / 'tls'})")
+    os.environ.update(lab_tls_env(lab.compose_dir / PRIVATE_DIR))
     check = lab.spec.health_check("mycat")
     write_password_file(lab.compose_dir / PRIVATE_DIR, lab.configs / "mycat" / "server.xml",
                         check.user)
@@ -171,9 +194,12 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     project = lab.project()
     _build_images(lab, project, client, args.build, _emit)
     _emit("starting the containers ...")
-    project.run_checked("up", "--detach", "--remove-orphans", "--quiet-pull", capture=True,
-                        what="starting the lab")
-    _push(lab, deadline, _emit)
+    # Certificates are bind-mounted files: a container started with the old ones keeps its
+    # TLS context, so new ones mean recreating the containers (rotation).
+    recreate = ["--force-recreate"] if made else []
+    project.run_checked("up", "--detach", "--remove-orphans", "--quiet-pull", *recreate,
+                        capture=True, what="starting the lab")
+    _push(lab, deadline, _emit, signing_key)
     _emit("waiting for every agent to apply it and report healthy ...")
     _wait_for_agents(lab, deadline, _emit)
     _emit(f"the lab is up ({time.monotonic() - started:.0f} s)")
@@ -184,8 +210,10 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
     _emit("")
     _emit("  stackha status --containers   every node and container")
     _emit("  stackha logs [SERVICE]        the containers' logs")
-    _emit(f"  set -a; . {lab.compose_dir / PRIVATE_DIR / 'lab.env'}; set +a"
-          "   credentials for push-config")
+    private = lab.compose_dir / PRIVATE_DIR
+    tls_env = f" . {private / 'tls.env'};" if lab.spec.zookeeper.tls is not None else ""
+    _emit(f"  set -a; . {private / 'lab.env'};{tls_env} set +a"
+          "   credentials, signing key (and TLS files) for push-config")
     if not lab.options.mycat_release:
         _emit("  MyCat nodes run mycat-standin, stackha's MySQL-protocol stand-in (not MyCat):"
               " see compose/mycat/README.md")
@@ -252,6 +280,7 @@ def containers_view(args: argparse.Namespace) -> tuple[str, list[dict[str, str]]
     agent table that follows works without sourcing lab.env first.
     """
     os.environ.update(load_lab_credentials(args.compose_dir.resolve() / PRIVATE_DIR))
+    os.environ.update(lab_tls_env(args.compose_dir.resolve() / PRIVATE_DIR))
     client = engine.docker_client()
     rows = engine.containers(client, args.project)
     return render_containers(rows), [vars(r) for r in rows]

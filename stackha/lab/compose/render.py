@@ -12,6 +12,11 @@ backend from MyCat's dataHost. Each container gets only what its roles need:
   the node's interface);
 - ZooKeeper and MariaDB: nothing.
 
+With ``zookeeper.tls`` in the spec the members serve their TLS client port (2281, client
+certificates required) besides the plain one (2181, which MyCat 1.6 needs: its ZooKeeper
+client has no TLS); each member mounts its own key store, each node its own client files at
+the directory the spec names (made by ``labtls``).
+
 Images are built by build-only services (profile ``build``) so `stackha up` can build them in
 order (base, node, then the rest); the running services never pull (there is no registry).
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
@@ -42,6 +48,11 @@ AGENT_CONFIG_IN_CONTAINER = "/etc/stackha/agent.yaml"
 # The agents' HTTP endpoints (/health, /vrrp/GROUP, /status, /metrics) on each container's
 # lab address, where the host (the drill, a monitor) reaches them over the lab bridge.
 AGENT_ENDPOINT_PORT = 9145
+ZK_PLAIN_PORT = 2181
+ZK_TLS_PORT = 2281
+ZK_TLS_IN_CONTAINER = "/etc/zookeeper/tls"
+# The public half of the lab's signing key (stackha.lab.compose.signing): what agents pin.
+TRUSTED_KEY_IN_CONTAINER = "/etc/stackha/trusted/lab-signing.pub"
 
 
 @dataclass(frozen=True)
@@ -53,10 +64,13 @@ class LabOptions:
     configs_mount: str = "../configs"
     agent_env_file: str = ".stackha/agent.env"
     mycat_password_file: str = ".stackha/mycat-check.password"
+    trusted_key_file: str = ".stackha/signing.pub"
     # False: no MyCat release was given, the realservers run mycat-standin.
     mycat_release: bool = False
     bridge_name: str = "stackha0"
     zookeeper_heap: str = "256m"
+    # One directory per ZooKeeper member and per node (stackha.lab.compose.labtls).
+    tls_dir: str = ".stackha/tls"
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,7 @@ def agent_options(spec: StackSpec, node: Node) -> dict[str, Any]:
     # drill then show it stale instead of MASTER. The price is one status write a second.
     options: dict[str, Any] = {"node": node.name, "configs": CONFIGS_IN_CONTAINER,
                                "state-dir": STATE_DIR, "heartbeat": 1,
+                               "trusted-key": [TRUSTED_KEY_IN_CONTAINER],
                                "metrics-port": AGENT_ENDPOINT_PORT,
                                "metrics-address": str(node.address),
                                # The agent is the container's last process: when it stops the
@@ -203,7 +218,8 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         "configs": [{"source": _agent_config_name(node), "target": AGENT_CONFIG_IN_CONTAINER}],
         "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
         "env_file": [options.agent_env_file],
-        "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro"],
+        "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro",
+                    f"{options.trusted_key_file}:{TRUSTED_KEY_IN_CONTAINER}:ro"],
         "networks": {NETWORK: {"ipv4_address": str(node.address)}},
         "labels": {"stackha.node": node.name, "stackha.roles": ",".join(node.roles)},
         "stop_grace_period": "15s",
@@ -211,6 +227,10 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
     if _checks_mycat_login(spec, node):
         service["volumes"].append(
             f"{options.mycat_password_file}:{MYCAT_PASSWORD_IN_CONTAINER}:ro")
+    if spec.zookeeper.tls is not None:
+        # The node's own client certificate, where the spec's zookeeper.tls looks for it.
+        where = _tls_client_dir(spec)
+        service["volumes"].append(f"{options.tls_dir}/{node.name}:{where}:ro")
     if "mycat" in node.roles:
         service["labels"]["stackha.mycat"] = "release" if options.mycat_release else "standin"
     if caps := _capabilities(spec, node):
@@ -220,18 +240,40 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
     return service
 
 
-def _zookeeper_services(spec: StackSpec, options: LabOptions) -> dict[str, dict[str, Any]]:
-    members = zookeeper_members(spec)
-    servers = " ".join(f"{myid}={address}" for myid, address, _ in members)
-    return {f"zk{myid}": {
+def _tls_client_dir(spec: StackSpec) -> str:
+    tls = spec.zookeeper.tls
+    assert tls is not None
+    directories = {str(PurePosixPath(p).parent) for p in (tls.ca, tls.cert, tls.key) if p}
+    if len(directories) != 1 or tls.cert is None:
+        raise LabError("zookeeper.tls: the lab mounts one directory per node: give ca, cert "
+                       "and key in the same directory")
+    return directories.pop()
+
+
+def _zookeeper_service(spec: StackSpec, options: LabOptions, myid: int,
+                       address: ipaddress.IPv4Address, servers: str) -> dict[str, Any]:
+    environment = {"ZOO_MY_ID": str(myid), "ZOO_SERVERS": servers,
+                   "ZOO_HEAP": options.zookeeper_heap}
+    service: dict[str, Any] = {
         "image": _image(options, "image-zookeeper"),
         "pull_policy": "never",
         "hostname": f"zk{myid}",
-        "environment": {"ZOO_MY_ID": str(myid), "ZOO_SERVERS": servers,
-                        "ZOO_HEAP": options.zookeeper_heap},
+        "environment": environment,
         "networks": {NETWORK: {"ipv4_address": str(address)}},
         "labels": {"stackha.service": "zookeeper"},
-    } for myid, address, _ in members}
+    }
+    if spec.zookeeper.tls is not None:
+        environment["ZOO_SECURE_CLIENT_PORT"] = str(ZK_TLS_PORT)
+        environment["ZOO_TLS_DIR"] = ZK_TLS_IN_CONTAINER
+        service["volumes"] = [f"{options.tls_dir}/zk{myid}:{ZK_TLS_IN_CONTAINER}:ro"]
+    return service
+
+
+def _zookeeper_services(spec: StackSpec, options: LabOptions) -> dict[str, dict[str, Any]]:
+    members = zookeeper_members(spec)
+    servers = " ".join(f"{myid}={address}" for myid, address, _ in members)
+    return {f"zk{myid}": _zookeeper_service(spec, options, myid, address, servers)
+            for myid, address, _ in members}
 
 
 def _backend_service(backend: Backend, options: LabOptions) -> dict[str, Any]:
@@ -266,8 +308,11 @@ def _check_addresses(spec: StackSpec, backend: Backend,
         if node.interface != "eth0":
             raise LabError(f"node {node.name}: interface {node.interface}: a lab container "
                            "has one interface, eth0")
-    if spec.zookeeper.hosts and any(p != 2181 for _, _, p in zookeeper_members(spec)):
-        raise LabError("zookeeper.hosts: the lab's ZooKeeper members listen on 2181")
+    port = ZK_TLS_PORT if spec.zookeeper.tls is not None else ZK_PLAIN_PORT
+    if spec.zookeeper.hosts and any(p != port for _, _, p in zookeeper_members(spec)):
+        what = "TLS client port" if spec.zookeeper.tls is not None else "client port"
+        raise LabError(f"zookeeper.hosts: the lab's ZooKeeper members serve their {what} on "
+                       f"{port}")
     return gateway
 
 

@@ -1,8 +1,10 @@
 """The lab's ZooKeeper credentials: generated once, kept in compose/.stackha/ (mode 0600).
 
-``lab.env`` holds both (for the coordinator on the host: `set -a; . compose/.stackha/lab.env`),
-``agent.env`` only the agent's, the one file the agent containers get. Credentials already in
-the environment win and are written to the files, so host and containers always agree.
+``lab.env`` holds both (for the coordinator on the host: `set -a; . compose/.stackha/lab.env`)
+and the path of the lab's signing key, ``agent.env`` only the agent's credential, the one file
+the agent containers get (with the signing key's public half, ``signing.pub``, mounted).
+Credentials already in the environment win and are written to the files, so host and
+containers always agree.
 """
 
 from __future__ import annotations
@@ -49,13 +51,15 @@ def _write_private(path: Path, lines: list[str]) -> None:
 
 
 def lab_credentials(spec: StackSpec, directory: Path,
-                    environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Both credentials by variable name: from the environment, the kept file, or new."""
+                    environ: Mapping[str, str] = os.environ,
+                    extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Both credentials by variable name: from the environment, the kept file, or new.
+    ``extra`` (the signing key's path) goes into lab.env only, never to the agents."""
     coordinator_var, agent_var = _env_names(spec)
     kept = {}
     if (directory / LAB_ENV).exists():
         kept = parse_env_file((directory / LAB_ENV).read_text())
-    values = {}
+    values = dict(extra or {})
     for var, user in ((coordinator_var, "coordinator"), (agent_var, "agent")):
         values[var] = (environ.get(var) or kept.get(var)
                        or f"{user}:{secrets.token_urlsafe(18)}")

@@ -12,6 +12,7 @@ from typing import Any
 from stackha.lab.compose.backend import LabError
 from stackha.lab.compose.commands import PRIVATE_DIR
 from stackha.lab.compose.engine import docker_client
+from stackha.lab.compose.labtls import lab_tls_env
 from stackha.lab.compose.secrets import load_lab_credentials
 from stackha.lab.drill.lab import DrillLab, LabProblem
 from stackha.lab.drill.report import render_json, render_table
@@ -34,6 +35,7 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
         raise error(f"unknown scenario {exc.args[0]} (known: "
                     f"{', '.join(s.name for s in SCENARIOS)})") from exc
     os.environ.update(load_lab_credentials(args.compose_dir.resolve() / PRIVATE_DIR))
+    os.environ.update(lab_tls_env(args.compose_dir.resolve() / PRIVATE_DIR))
     spec = read_spec(args.configs)
     # A ZooKeeper outage is part of the drill: kazoo's reconnect warnings are expected.
     logging.getLogger("kazoo").setLevel(logging.ERROR)

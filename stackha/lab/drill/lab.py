@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stackha.lab.compose.engine import PROJECT_LABEL, SERVICE_LABEL, containers
+from stackha.lab.compose.render import ZK_PLAIN_PORT
 from stackha.model.spec import StackSpec, VrrpGroup
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,10 @@ class DrillLab:
         self.sql_vip = (str(service.vip), service.port) if service else None
         self.sql = sql_account(spec, (configs / "mycat" / "server.xml").read_bytes()) \
             if service else None
-        self.zk_hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 2181)
+        # `srvr` goes to the plain client port: 4lw carry no secret, and with zookeeper.tls
+        # the spec's hosts name the TLS port (the lab serves both, see compose/render.py).
+        self.zk_hosts = [(h.rsplit(":", 1)[0], ZK_PLAIN_PORT if spec.zookeeper.tls else
+                          int(h.rsplit(":", 1)[1]) if ":" in h else ZK_PLAIN_PORT)
                          for h in spec.zookeeper.hosts.split(",") if h.strip()]
 
     # containers ---------------------------------------------------------------------------

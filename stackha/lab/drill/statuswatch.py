@@ -18,7 +18,7 @@ from stackha.lab.drill.analysis import StatusSample
 from stackha.lab.drill.green import sample_of, status_document, unreachable
 from stackha.model.spec import StackSpec
 from stackha.store.base import StoreError
-from stackha.store.connect import zk_hosts
+from stackha.store.connect import tls_settings, zk_hosts
 from stackha.store.credentials import read_identity
 from stackha.store.zookeeper import ZooKeeperStore
 
@@ -48,7 +48,8 @@ class StatusReader:
         identity = read_identity(zk.coordinator_auth, "zookeeper.coordinator_auth")
         store = ZooKeeperStore(zk_hosts(self.spec, self.zk_override), zk.chroot,
                                self.spec.cluster, identity, timeout=zk.session_timeout,
-                               connect_timeout=self.connect_timeout)
+                               connect_timeout=self.connect_timeout,
+                               tls=tls_settings(self.spec))
         store.start()
         return store
 
