@@ -2,8 +2,12 @@
 # tests. Both install what they need first.
 PYTHON := .venv/bin/python
 PYTEST := .venv/bin/pytest
+# The MyCat release the lab's MyCat nodes run (see README, "MyCat"): the shared copy next to
+# the checkout when there is one; without it they run mycat-standin.
+STACKHA_MYCAT_TARBALL ?= $(firstword $(wildcard ../shared/mycat/Mycat-server-*.tar.gz))
+export STACKHA_MYCAT_TARBALL
 
-.PHONY: deps test unit integration lint bench up down e2e clean
+.PHONY: deps test unit integration lint bench fidelity up down e2e clean
 
 deps:
 	./scripts/install-deps.sh
@@ -24,6 +28,10 @@ lint: deps
 
 bench: deps
 	$(PYTHON) -m bench
+
+# stackha's MyCat validator against the real MyCat 1.6.6.1: prints the agreement rate.
+fidelity: deps
+	$(PYTEST) -q -rs tests/integration/test_mycat_fidelity.py
 
 # The compose lab: docker-setup.sh installs and starts the engine, the compose CLI and the
 # locally made base image (no registry needed); `stackha up` builds the rest and starts it.

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from bench.report import BenchOptions, Table, median, percentile
 from stackha.model.spec import parse_spec
+from testkit import write_registry
 from testkit.netlab import keepalived_pids, wait_until
 from testkit.vrrplab import VIP, VrrpLab
 
@@ -328,6 +329,9 @@ def _preflight() -> None:
             raise RuntimeError(f"{tool} not found")
     for key, value in CREDENTIALS.items():
         os.environ.setdefault(key, value)
+    if "STACKHA_AGENT_REGISTRY" not in os.environ:  # the labs' agents have testkit's
+        registry = Path(tempfile.mkdtemp(prefix="stackha-bench-")) / "agents.registry"
+        os.environ["STACKHA_AGENT_REGISTRY"] = str(write_registry(registry))
 
 
 def _rows(label: str, found: dict[str, list[float]], targets: bool) -> list[tuple[object, ...]]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from kazoo.protocol.states import ZnodeStat
 
 from stackha.model.status import parse_status
+from stackha.store.registry import issue
 from stackha.store.zookeeper import Identity, ZooKeeperStore
 from testkit import BOOTSTRAP_CONF
 from testkit.localzk import LocalZooKeeper, free_port
@@ -144,6 +145,13 @@ class Lab:
         assert self.zk is not None
         return self.zk.hosts
 
+    @property
+    def registry(self) -> Path:
+        return self.root / "agents.registry"
+
+    def credential_file(self, node: str) -> Path:
+        return self.root / node / "agent.credential"
+
     def credential(self, who: str) -> str:
         return (self.root / f"{who}.credential").read_text().strip()
 
@@ -152,6 +160,9 @@ class Lab:
         """``nodes``: (name, role). The spec of a loopback-only stack without VRRP or LVS."""
         directory = directory or self.configs
         directory.mkdir(parents=True, exist_ok=True)
+        for name, _role in nodes:  # one identity per node, as `stackha credentials issue`
+            if not self.credential_file(name).exists():
+                issue(name, self.registry, self.credential_file(name))
         lines = [
             f"cluster: {self.cluster}",
             "zookeeper:",
@@ -186,7 +197,8 @@ class Lab:
             [sys.executable, "-m", "stackha", "push-config", "--configs", str(self.configs),
              "--zk", self.hosts, "-m", message, "--signing-key", str(self.keys.private),
              *extra],
-            capture_output=True, text=True, cwd=ROOT, timeout=120)
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+            env={**os.environ, "STACKHA_AGENT_REGISTRY": str(self.registry)})
         wall = time.monotonic() - clock
         found = re.search(r"^published version (\d+)", done.stdout, re.MULTILINE)
         if done.returncode != 0 or not found:
@@ -228,6 +240,7 @@ class Lab:
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "stackha", "agent", "--node", node,
+                 "--credential-file", str(self.credential_file(node)),
                  "--configs", str(agent_configs), "--zk", self.hosts,
                  "--state-dir", str(directory / "state"),
                  "--nginx-dir", str(nginx_dir), "--nginx-reload", reload,
@@ -350,7 +363,7 @@ class StatusWatch:
         for node in nodes:
             if node not in self.watched:
                 self.watched.add(node)
-                self.store.client.DataWatch(f"{self.store.status_path}/{node}",
+                self.store.client.DataWatch(self.store.report_path(node),
                                             functools.partial(self._changed, node))
 
     def _changed(self, node: str, data: bytes | None, stat: ZnodeStat | None,

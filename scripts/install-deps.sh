@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# openjdk-17-jdk-headless: javac builds the driver that asks the real MyCat about config files.
 APT_PACKAGES=(zookeeper nginx-light keepalived iproute2 nftables tcpdump
-              mariadb-server mariadb-client python3-venv procps psmisc iputils-ping arping)
+              mariadb-server mariadb-client python3-venv procps psmisc iputils-ping arping
+              openjdk-17-jdk-headless)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

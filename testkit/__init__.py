@@ -5,9 +5,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIGS = ROOT / "configs"
-# The digest credentials the harnesses' ZooKeeper trees are made with.
+# The digest credentials the harnesses' ZooKeeper trees are made with: the coordinator's,
+# and one per node (what `stackha credentials issue` makes, but fixed for the tests).
 COORDINATOR = "coordinator:coordinator-secret"
-AGENT = "agent:agent-secret"
+# Every node name the harnesses' specs use.
+TEST_NODES = ("nginx1", "nginx2", "director1", "director2", "mycat1", "mycat2", "mycat3")
+
+
+def agent_credential(node: str) -> str:
+    return f"{node}:{node}-agent-secret"
+
+
+AGENT = agent_credential("nginx1")
+
+
+def write_registry(path: Path, nodes: tuple[str, ...] = TEST_NODES) -> Path:
+    """The agent registry for ``nodes`` with their test credentials."""
+    from kazoo.security import make_digest_acl_credential
+
+    lines = [f"{n} {make_digest_acl_credential(*agent_credential(n).split(':', 1))}"
+             for n in nodes]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_credential(path: Path, node: str) -> Path:
+    """A node's credential file (0600), for ``stackha agent --credential-file``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(agent_credential(node) + "\n")
+    path.chmod(0o600)
+    return path
 
 # What nginx serves before an agent's first version: it must run for `nginx -s reload`.
 BOOTSTRAP_CONF = """

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackha.model.spec import parse_spec
+from stackha.store.connect import tree_access
+from stackha.store.registry import read_registry, registry_path
 from stackha.store.zookeeper import Identity, ZooKeeperStore
-from testkit import BOOTSTRAP_CONF, COORDINATOR
+from testkit import BOOTSTRAP_CONF, COORDINATOR, agent_credential
 from testkit.localzk import free_port
 from testkit.signing import harness_keys
 
@@ -99,7 +101,8 @@ class NginxNode:
              "--nginx-dir", str(self.prefix),
              "--nginx-reload", " ".join(self.nginx_command("-s", "reload")),
              "--heartbeat", "0.5", "--health-wait", "3", *extra],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "STACKHA_AGENT_CREDENTIAL": agent_credential(self.node)})
 
     def stop_agent(self, sig: int = signal.SIGTERM) -> int:
         assert self.agent is not None
@@ -120,9 +123,24 @@ class NginxNode:
 
 
 def coordinator_store(configs: Path, zk_hosts: str) -> ZooKeeperStore:
+    """The coordinator's store, with the agent registry when the environment names one
+    (publishing needs it: the role parts' ACLs name the nodes)."""
     spec, _ = parse_spec((configs / "stackha.yaml").read_text())
     store = ZooKeeperStore(zk_hosts, spec.zookeeper.chroot, spec.cluster,
                            Identity.parse(COORDINATOR, "test"))
+    registry = registry_path(None)
+    if registry is not None:
+        assert store.identity is not None
+        store.access = tree_access(spec, store.identity, read_registry(registry))
+    store.start()
+    return store
+
+
+def node_store(configs: Path, zk_hosts: str, node: str) -> ZooKeeperStore:
+    """A store with ``node``'s own credential, as that node's agent has it."""
+    spec, _ = parse_spec((configs / "stackha.yaml").read_text())
+    store = ZooKeeperStore(zk_hosts, spec.zookeeper.chroot, spec.cluster,
+                           Identity.parse(agent_credential(node), "test"))
     store.start()
     return store
 

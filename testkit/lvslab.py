@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stackha.lvs.node import DIRECTOR_STATE
 from stackha.lvs.status import parse_live_table
-from testkit import EXAMPLE_CONFIGS
+from testkit import EXAMPLE_CONFIGS, write_credential
 from testkit.netlab import (
     ZOOKEEPER_SECTION,
     Host,
@@ -135,6 +135,7 @@ class LvsLab:
     def start_agent(self, name: str) -> None:
         base = self.node_dir(name)
         command = [sys.executable, "-m", "stackha", "agent", "--node", name,
+                   "--credential-file", str(write_credential(base / "agent.credential", name)),
                    "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
                    "--state-dir", str(base / "state"), "--heartbeat", "0.5", "--lvs",
                    "--trusted-key", str(harness_keys().public)]

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from testkit import write_credential
 from testkit.netlab import (
     ZOOKEEPER_SECTION,
     Host,
@@ -142,6 +143,8 @@ class VrrpLab:
     def agent_command(self, host: Host) -> list[str]:
         base = self.node_dir(host)
         return [sys.executable, "-m", "stackha", "agent", "--node", host.name,
+                "--credential-file", str(write_credential(base / "agent.credential",
+                                                          host.name)),
                 "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
                 "--state-dir", str(base / "state"), "--run-dir", str(base / "run"),
                 "--nginx-dir", str(base / "nginx"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit import AGENT, COORDINATOR, EXAMPLE_CONFIGS, ROOT
+from testkit import AGENT, COORDINATOR, EXAMPLE_CONFIGS, ROOT, write_registry
 from testkit.localzk import LocalZooKeeper
 from testkit.signing import harness_keys
 
@@ -38,11 +38,14 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The coordinator's credential, the agent registry, and nginx1's credential as the
+    agent default (harnesses give other nodes theirs)."""
     monkeypatch.setenv("STACKHA_COORDINATOR_CREDENTIAL", COORDINATOR)
     monkeypatch.setenv("STACKHA_AGENT_CREDENTIAL", AGENT)
     # push-config signs with the harnesses' key; their agents pin its public half.
     monkeypatch.setenv("STACKHA_SIGNING_KEY", str(harness_keys().private))
+    monkeypatch.setenv("STACKHA_AGENT_REGISTRY", str(write_registry(tmp_path / "agents.registry")))
 
 
 @pytest.fixture

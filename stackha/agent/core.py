@@ -16,6 +16,7 @@ directory), so a version that kills the agent cannot do so on every restart.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import queue
@@ -63,7 +64,7 @@ from stackha.model.bundle import (
 )
 from stackha.model.cluster import ClusterView
 from stackha.model.rollout import gate
-from stackha.model.spec import HealthCheck, StackSpec, parse_spec
+from stackha.model.spec import HealthCheck, MycatSpec, StackSpec, parse_spec
 from stackha.model.status import NodeStatus
 from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
 from stackha.trust.signing import SPEC_PART, TrustedKeys, verify_part, verify_parts
@@ -95,6 +96,9 @@ class RoleSettings:
     # of the SQL-port health login.
     mycat_manager: MycatManagerSettings | None = None
     mycat_health: MycatHealthSettings | None = None
+    # mycat only: backends (schema.xml urls) must lie in these networks or loopback; a
+    # version naming any other is refused before MyCat sees it (None: not checked).
+    mycat_backend_networks: tuple[ipaddress.IPv4Network, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,8 +236,15 @@ class Agent:
 
                 files = {f"mycat/{p.relative_to(staging).as_posix()}": p.read_bytes()
                          for p in staging.rglob("*") if p.is_file()}
-                _, problems = validate_mycat(files)
-                return [str(p) for p in problems if p.is_error]
+                _, problems = validate_mycat(files, version=self._mycat_version())
+                found = [str(p) for p in problems if p.is_error]
+                schema = staging / "schema.xml"
+                if settings.mycat_backend_networks is not None and schema.is_file():
+                    from stackha.mycat.hosts import foreign_hosts
+
+                    found += [f"mycat/{line}" for line in foreign_hosts(
+                        schema.read_bytes(), settings.mycat_backend_networks)]
+                return found
             if settings.health:
                 local = settings.mycat_health or MycatHealthSettings()
 
@@ -271,6 +282,12 @@ class Agent:
         version = self._applying or self.applied
         spec = self._spec_of(version) if version is not None else None
         return spec.health_check(name) if spec is not None else HealthCheck(name)
+
+    def _mycat_version(self) -> str:
+        """``mycat.version`` of the version being applied: its files follow that grammar."""
+        version = self._applying or self.applied
+        spec = self._spec_of(version) if version is not None else None
+        return spec.mycat.version if spec is not None else MycatSpec.version
 
     @property
     def last_good_path(self) -> Path:
@@ -510,6 +527,13 @@ class Agent:
             # Before the canary wait and before anything is staged: nothing of it runs here.
             self._fail(number, "signature", untrusted)
             self._report()
+            return
+        withheld = sorted(set(self._roles_of(version)) & version.withheld)
+        if withheld:
+            # Applying it would remove this role's files: the ACLs lag behind the spec.
+            self._fail(number, "verify", f"version {number}: files of role "
+                       f"{', '.join(withheld)} are not readable with this node's credential "
+                       "(run stackha init as the coordinator)")
             return
         self._pending = PendingVersion(version, time.monotonic(),
                                        frozenset(self._changed_roles(version)))

@@ -12,13 +12,22 @@ the ``server.xml`` in MyCat's conf directory (the account's ``password`` propert
 from __future__ import annotations
 
 import logging
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from stackha.checks.probes import check_mysql, check_tcp
-from stackha.mycat.manager import ManagerClient, ManagerError, ManagerUnavailable, reload_kind
+from stackha.mycat.manager import (
+    ManagerClient,
+    ManagerError,
+    ManagerNoAnswer,
+    ManagerUnavailable,
+    reload_kind,
+)
+from stackha.mycat.myid import MYID_FILE
+from stackha.mycat.running import Expected, verify
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,16 @@ class MycatManagerSettings:
     # Seconds to wait after `offline` on agent stop (None: no drain), so the directors'
     # health checks take the node out before its services go down.
     drain_wait: float | None = None
+    # After a reload, ask MyCat what it runs (schemas, dataNodes, users) and fail the reload
+    # when that is not the new files; looked at this many times, ``verify_wait`` apart (a
+    # ZooKeeper-triggered reload of MyCat's own may still be under way).
+    verify: bool = True
+    verify_attempts: int = 3
+    verify_wait: float = 1.0
+    # ZooKeeper mode (loadZk=true): MyCat re-reads the layout push-config wrote on its own;
+    # how many ``verify_wait`` steps the agent waits for that before reloading it itself
+    # (in the e2e drill one MyCat missed a layout change after a ZooKeeper outage).
+    zk_wait_attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,12 @@ class ManagerReload:
         # The manager password as it was before the files changed: the running MyCat still
         # checks logins against the old server.xml until the reload is done.
         self._password: str | None = None
+        # What MyCat must report once the new files are loaded (None: not checked).
+        self.expected: Expected | None = None
+        # The reload command was sent and never answered (see ManagerNoAnswer).
+        self._unanswered: str | None = None
+        # The files turn on MyCat's ZooKeeper mode: MyCat reloads from ZooKeeper itself.
+        self.zk_mode = False
 
     def prepare(self, new_files: Mapping[str, bytes]) -> None:
         old_files: dict[str, bytes] = {}
@@ -97,6 +122,8 @@ class ManagerReload:
             if path.is_file():
                 old_files[name] = path.read_bytes()
         self.kind = reload_kind(old_files, new_files, prefix="")
+        self.expected = _expected(new_files)
+        self.zk_mode = _loads_zookeeper(new_files.get(MYID_FILE))
         try:
             self._password = _password(self.settings.password_file, self.conf_dir,
                                        self.settings.user)
@@ -128,14 +155,79 @@ class ManagerReload:
         return True
 
     def __call__(self) -> str | None:
+        self._unanswered = None
+        if self.zk_mode and self._running():
+            # MyCat re-reads the layout push-config wrote along with this version. A manager
+            # reload at the same moment races MyCat's own for its ruledata lock in ZooKeeper
+            # (IllegalMonitorStateException in its log), so the agent waits and looks first.
+            if self.check_running(self.settings.zk_wait_attempts) is None:
+                return None
+            log.warning("event=mycat_zookeeper_reload_missed action=reload kind=%s",
+                        self.kind or "config")
+            self.kind = self.kind or "config"
         if self.kind is None:
-            return None  # only comments or formatting changed: MyCat would see no difference
+            # Only comments or formatting changed: MyCat sees no difference; still ask it.
+            return self.check_running()
+        failed = self._reload()
+        if failed is not None:
+            return failed
+        differs = self.check_running()
+        if differs is not None and self._unanswered is not None:
+            # MyCat's own reason: it never answered the reload and kept what it had.
+            return f"{self._unanswered}; {differs}"
+        return differs
+
+    def _running(self) -> bool:
+        try:
+            self.client().version()
+        except ManagerUnavailable:
+            return False
+        except (ManagerError, OSError):
+            return True  # it answers (a refused login is checked by check_running)
+        return True
+
+    def check_running(self, attempts: int | None = None) -> str | None:
+        """None when MyCat runs the prepared files (or nothing is to be checked); otherwise
+        what differs, as MyCat reports it. Looked at up to ``attempts`` times."""
+        attempts = attempts or self.settings.verify_attempts
+        if self.expected is None or not self.settings.verify:
+            return None
+        expected = self.expected
+
+        def client(user: str, password: str) -> ManagerClient:
+            return ManagerClient(self.settings.host, self.settings.port, user, password,
+                                 timeout=self.settings.timeout)
+
+        reason: str | None = None
+        for attempt in range(1, attempts + 1):
+            reason = verify(client, expected, self.settings.user)
+            if reason is None:
+                log.info("event=mycat_running_verified attempt=%d schemas=%d data_nodes=%d "
+                         "users=%d", attempt, len(expected.schemas), len(expected.data_nodes),
+                         len(expected.passwords))
+                return None
+            log.warning("event=mycat_running_differs attempt=%d of=%d reason=%r", attempt,
+                        attempts, reason)
+            if attempt < attempts:
+                time.sleep(self.settings.verify_wait)
+        return f"after reload @@{self.kind or 'config'}: {reason}"
+
+    def _reload(self) -> str | None:
         try:
             client = self.client()
             if self.kind == "config_all":
                 client.reload_config_all(self.settings.retries, self.settings.backoff)
             else:
                 client.reload_config()
+        except ManagerNoAnswer as exc:
+            # Not "MyCat is down" (nothing to start): what it runs now decides.
+            log.warning("event=mycat_reload_unanswered kind=%s reason=%r", self.kind,
+                        exc.message)
+            self._unanswered = f"reload @@{self.kind} on {self.settings.host}:" \
+                               f"{self.settings.port}: {exc.message}"
+            if self.expected is None or not self.settings.verify:
+                return self._unanswered
+            return None
         except ManagerUnavailable as exc:
             if self.start is None:
                 return f"reload @@{self.kind} on {self.settings.host}:{self.settings.port}: " \
@@ -148,6 +240,24 @@ class ManagerReload:
         except OSError as exc:
             return f"reload @@{self.kind}: cannot read the manager password: {exc}"
         return None
+
+
+def _loads_zookeeper(myid: bytes | None) -> bool:
+    """Pure: does this myid.properties turn on loadZk?"""
+    if myid is None:
+        return False
+    for line in myid.decode("utf-8", errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "loadZk":
+            return value.strip().lower() == "true"
+    return False
+
+
+def _expected(files: Mapping[str, bytes]) -> Expected | None:
+    from stackha.mycat.validate import validate_mycat
+
+    model, _ = validate_mycat({f"mycat/{name}": data for name, data in files.items()})
+    return Expected.of(model) if model is not None else None
 
 
 def mysql_health(current: Callable[[], MycatHealthSettings], conf_dir: Path

@@ -49,7 +49,9 @@ def _role_settings(args: argparse.Namespace, spec: StackSpec) -> dict[str, RoleS
         roles["mycat"] = RoleSettings(
             target=args.mycat_dir,
             reload=tuple(shlex.split(args.mycat_reload)) if args.mycat_reload else None,
-            health=health is not None, mycat_manager=manager, mycat_health=health)
+            health=health is not None, mycat_manager=manager, mycat_health=health,
+            mycat_backend_networks=tuple(args.mycat_backend_network)
+            if args.mycat_backend_network else None)
     return roles
 
 
@@ -213,7 +215,13 @@ def cmd_agent(args: argparse.Namespace, parser: argparse.ArgumentParser,
         log.info("event=trusted_keys keys=%s cluster=%s", ",".join(trust.keys.ids),
                  trust.cluster)
 
-    agent = Agent(settings, build_store(spec, args.zk, "agent", retry_forever=True))
+    store = build_store(spec, args.zk, "agent", retry_forever=True,
+                        credential_file=args.credential_file)
+    if store.identity is not None and store.identity.user != args.node:
+        # One identity per node: a node reports, and reads role files, only as itself.
+        raise CommandError(f"agent credential is for {store.identity.user!r}, not for node "
+                           f"{args.node!r} (stackha credentials issue {args.node})")
+    agent = Agent(settings, store)
     if args.metrics_port:
         from stackha.agent import endpoints
 
@@ -239,6 +247,9 @@ def register(sub: Any) -> None:
                    help="stop the keepalived a stopped agent left running, then exit")
     add_common(p)
     p.add_argument("--node", help="this node's name in the spec (required)")
+    p.add_argument("--credential-file", type=Path,
+                   help="this node's own ZooKeeper credential (instead of the spec's "
+                        "zookeeper.agent_auth); see `stackha credentials issue`")
     p.add_argument("--nginx-dir", type=Path, help="nginx prefix the nginx files go to")
     p.add_argument("--nginx-reload", help="command that reloads nginx, e.g. 'nginx -s reload'")
     p.add_argument("--nginx-health-url",

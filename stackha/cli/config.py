@@ -138,6 +138,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         signer = Signer(key, read_spec(args.configs).cluster, also)
     coordinator = _coordinator(args, staged=not args.all_at_once, signer=signer)
     try:
+        coordinator.store.ensure_layout()  # type: ignore[attr-defined]
         result = coordinator.rollback(args.version)
     finally:
         coordinator.store.close()

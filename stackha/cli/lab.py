@@ -4,6 +4,7 @@ optional extra ``stackha[lab]`` and is imported only inside these handlers."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,11 @@ def register(sub: Any) -> None:
     add_common(p, zk=False)
     add_lab_arguments(p)
     p.add_argument("--build", action="store_true", help="rebuild every image first")
+    p.add_argument("--mycat-tarball", type=Path,
+                   default=Path(v) if (v := os.environ.get("STACKHA_MYCAT_TARBALL")) else None,
+                   help="a MyCat 1.6 release tarball (Mycat-server-*.tar.gz): the MyCat nodes "
+                        "run it instead of mycat-standin (default $STACKHA_MYCAT_TARBALL, "
+                        "else one already in compose/mycat/)")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds to wait for every agent to be ready (default 600)")
     p.set_defaults(func=cmd_up)

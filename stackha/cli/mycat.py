@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,11 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
                              "and run `select 1` (stackha check mycat); roll back on failure")
     parser.add_argument("--mycat-health-password-file", type=Path,
                         help="password for that login (default: taken from server.xml)")
+    parser.add_argument("--mycat-backend-network", action="append", metavar="CIDR",
+                        type=ipaddress.IPv4Network, default=None,
+                        help="refuse versions whose schema.xml names a backend outside these "
+                             "networks (and loopback), before MyCat is started or reloaded "
+                             "on them; repeatable (default: no such check)")
 
 
 def agent_settings(args: argparse.Namespace, spec: StackSpec

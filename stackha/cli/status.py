@@ -61,9 +61,20 @@ def watch(spec: StackSpec, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_if_lab_down(args: argparse.Namespace, hosts: str) -> None:
+    """Lab addresses without the lab's bridge would go out by the default route."""
+    from stackha.lab.compose.bridge import lab_down_reason, zookeeper_addresses
+
+    reason = lab_down_reason(zookeeper_addresses(args.zk or hosts),
+                             args.compose_dir.resolve() / "compose.yaml")
+    if reason is not None:
+        raise CommandError(reason)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     spec = read_spec(args.configs)
     if args.watch:
+        _refuse_if_lab_down(args, spec.zookeeper.hosts)
         return watch(spec, args)
     containers: list[dict[str, str]] | None = None
     if args.containers:  # the compose lab's containers, shown even when ZooKeeper is down
@@ -72,6 +83,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         table, containers = containers_view(args)
         if not args.json:
             write(table + "\n")
+    _refuse_if_lab_down(args, spec.zookeeper.hosts)
     store = open_store(spec, args.zk, "coordinator")
     try:
         current, statuses = store.current_number(), store.statuses()

@@ -17,7 +17,7 @@ from stackha.model.bundle import (
     is_text_file,
 )
 from stackha.model.problems import WARNING, Problem, errors
-from stackha.model.spec import StackSpec, parse_spec
+from stackha.model.spec import MycatSpec, StackSpec, parse_spec
 from stackha.mycat.validate import validate_mycat
 
 
@@ -75,7 +75,10 @@ def validate_files(files: dict[str, bytes], shown_prefix: str = "configs/"
     elif nginx_files:
         problems += check_nginx_files(nginx_files, "nginx/", shown_prefix)
     if "mycat" in roles or mycat_files:
-        _, mycat_problems = validate_mycat(mycat_files, prefix="mycat/")
+        # Without a readable spec the default release is the best guess; the spec's own
+        # errors are reported anyway.
+        version = spec.mycat.version if spec else MycatSpec.version
+        _, mycat_problems = validate_mycat(mycat_files, prefix="mycat/", version=version)
         problems += [replace(p, file=f"{shown_prefix}{p.file}") for p in mycat_problems]
     return (spec if not errors(problems) else None), problems
 

@@ -296,7 +296,7 @@ def publish_configs(configs: Path, zk_override: str | None, message: str, *,
     ``on_problems`` is told the warnings (and errors) as soon as they are known; invalid
     configuration raises ConfigRejected before the store is opened.
     """
-    from stackha.store.connect import agent_identity, open_store
+    from stackha.store.connect import open_store
 
     configset, problems = load_configs(configs)
     if configset is None:
@@ -311,7 +311,7 @@ def publish_configs(configs: Path, zk_override: str | None, message: str, *,
     store = open_store(configset.spec, zk_override, "coordinator")
     try:
         if not dry_run:
-            store.ensure_layout(agent_identity(configset.spec))
+            store.ensure_layout()  # refuses a tree that is not the coordinator's alone
         signer = Signer(signing_key, configset.spec.cluster) if signing_key else None
         return Coordinator(store, staged=staged, signer=signer).push(
             configset.bundle, message, dry_run=dry_run, mycat=mycat, spec=configset.spec)

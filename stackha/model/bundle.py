@@ -165,6 +165,9 @@ class ConfigVersion:
     # part ("spec", "nginx", "mycat") -> the coordinator's signature of that part.
     signatures: Mapping[str, PartSignature] = field(
         default_factory=lambda: MappingProxyType({}))
+    # Roles whose files this reader's credential may not read (see model.versionparts): the
+    # bundle holds every other file. A node must never apply a version withholding its role.
+    withheld: frozenset[str] = frozenset()
 
     @property
     def digest(self) -> str:
@@ -193,6 +196,8 @@ def serialise_version(version: ConfigVersion) -> bytes:
     if version.signatures:
         document["signatures"] = {part: {"key_id": s.key_id, "signature": s.signature}
                                   for part, s in sorted(version.signatures.items())}
+    if version.withheld:
+        document["withheld"] = sorted(version.withheld)
     return json.dumps(document, indent=1, sort_keys=True).encode()
 
 
@@ -257,7 +262,13 @@ def parse_version(data: bytes, where: str) -> tuple[ConfigVersion | None, list[P
         author=str(document.get("author", "")), message=str(document.get("message", "")),
         canaries=_canaries(document.get("rollout")),
         signatures=_signatures(document.get("signatures")),
+        withheld=_withheld(document.get("withheld")),
     ), []
+
+
+def _withheld(raw: Any) -> frozenset[str]:
+    return frozenset(r for r in raw if isinstance(r, str)) if isinstance(raw, list) \
+        else frozenset()
 
 
 def _canaries(rollout: Any) -> Mapping[str, str]:

@@ -201,6 +201,19 @@ class MycatZookeeper:
         return self.root[: -len("/mycat")]
 
 
+# The MyCat releases whose loader stackha's validator restates (stackha.mycat.validate keeps
+# the grammar of each; the model layer only names them).
+MYCAT_VERSIONS = ("1.6.6.1", "1.6.7")
+
+
+@dataclass(frozen=True)
+class MycatSpec:
+    """``mycat:``: which MyCat release the nodes run, so validation follows its grammar
+    (1.6.6.1's validating parser refuses the attributes 1.6.7 added)."""
+
+    version: str = MYCAT_VERSIONS[0]
+
+
 @dataclass(frozen=True)
 class StackSpec:
     cluster: str
@@ -210,6 +223,7 @@ class StackSpec:
     lvs_services: tuple[LvsService, ...] = ()
     health_checks: tuple[HealthCheck, ...] = field(default_factory=tuple)
     mycat_zookeeper: MycatZookeeper | None = None
+    mycat: MycatSpec = field(default_factory=MycatSpec)
 
     def mycat_nodes(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes if "mycat" in n.roles)
@@ -621,6 +635,19 @@ def _parse_mycat_zookeeper(r: _Reader, value: Any) -> MycatZookeeper | None:
     )
 
 
+def _parse_mycat(r: _Reader, value: Any) -> MycatSpec:
+    data = r.mapping(value, "mycat", (), ("version",))
+    if data is None:
+        return MycatSpec()
+    version = data.get("version", MycatSpec.version)
+    # YAML reads 1.6 as a number; quoting is the fix, so say so.
+    if not isinstance(version, str) or version not in MYCAT_VERSIONS:
+        r.error("mycat.version", f"{version!r} is not a MyCat release stackha knows; use one "
+                                 f"of {', '.join(repr(v) for v in MYCAT_VERSIONS)} (quoted)")
+        return MycatSpec()
+    return MycatSpec(version=version)
+
+
 def _cross_check(r: _Reader, spec: StackSpec, at: dict[str, list[int]]) -> None:
     """Checks across sections. ``at`` gives each parsed item's index in the document: items
     that failed to parse are left out of ``spec``, and paths must still name the right line."""
@@ -690,13 +717,14 @@ def _cross_check(r: _Reader, spec: StackSpec, at: dict[str, list[int]]) -> None:
 
 
 TOP_KEYS = ("cluster", "zookeeper", "nodes", "vrrp_groups", "lvs_services", "health_checks",
-            "mycat_zookeeper")
+            "mycat_zookeeper", "mycat")
 
 
 def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Problem]]:
     r = _Reader(doc)
     data = r.mapping(doc.value, "", ("cluster", "zookeeper", "nodes"),
-                     ("vrrp_groups", "lvs_services", "health_checks", "mycat_zookeeper"))
+                     ("vrrp_groups", "lvs_services", "health_checks", "mycat_zookeeper",
+                      "mycat"))
     if data is None:
         return None, r.problems
     cluster = r.typed(data, "cluster", "", str, "",
@@ -717,12 +745,13 @@ def parse_spec_document(doc: YamlDocument) -> tuple[StackSpec | None, list[Probl
         checks = [_parse_check(r, str(k), v, f"health_checks.{k}") for k, v in raw_checks.items()]
     mycat_zk = (_parse_mycat_zookeeper(r, data["mycat_zookeeper"])
                 if "mycat_zookeeper" in data else None)
+    mycat = _parse_mycat(r, data["mycat"]) if "mycat" in data else MycatSpec()
     # The cross-checks run on whatever parsed, so one run reports every error at once.
     spec = StackSpec(
         cluster=cluster, zookeeper=zookeeper or ZookeeperSpec(hosts=""),
         nodes=tuple(n for n in nodes if n), vrrp_groups=tuple(g for g in groups if g),
         lvs_services=tuple(s for s in services if s),
-        health_checks=tuple(c for c in checks if c), mycat_zookeeper=mycat_zk,
+        health_checks=tuple(c for c in checks if c), mycat_zookeeper=mycat_zk, mycat=mycat,
     )
     _cross_check(r, spec, {"nodes": [i for i, n in enumerate(nodes) if n],
                            "vrrp_groups": [i for i, g in enumerate(groups) if g],

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 # Server-side errors have numbers below 2000; from 2000 on they are pymysql's own (CR_*),
 # meaning the manager port could not be reached or the connection broke.
 _CLIENT_ERRORS_FROM = 2000
+_SERVER_LOST = 2013  # CR_SERVER_LOST: the connection broke (or timed out) during a command
 
 
 class ManagerError(Exception):
@@ -33,6 +34,12 @@ class ManagerError(Exception):
 
 class ManagerUnavailable(ManagerError):
     """The manager port could not be reached, or the connection broke."""
+
+
+class ManagerNoAnswer(ManagerUnavailable):
+    """Connected and logged in, the command was sent, and no answer came in time. MyCat 1.6
+    does this to ``reload @@config_all`` when a new backend does not answer: it keeps running
+    the old configuration and never replies."""
 
 
 class ReloadRefused(ManagerError):
@@ -85,7 +92,11 @@ class ManagerClient:
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except pymysql.MySQLError as exc:
-            raise _as_error(exc, command) from exc
+            error = _as_error(exc, command)
+            if error.code == _SERVER_LOST:
+                raise ManagerNoAnswer(f"{command}: no answer within {self.timeout:g} s "
+                                      f"({error.message})", error.code) from exc
+            raise error from exc
         finally:
             try:
                 conn.close()
@@ -99,6 +110,22 @@ class ManagerClient:
     def datasource(self) -> list[dict[str, Any]]:
         """``show @@datasource``: one dict per dataNode and host."""
         return self._run("show @@datasource")
+
+    def databases(self) -> list[dict[str, Any]]:
+        """``show @@database``: one row per logical schema MyCat runs (column DATABASE)."""
+        return self._run("show @@database")
+
+    def datanodes(self, schema: str) -> list[dict[str, Any]]:
+        """``show @@datanode where schema = SCHEMA``: the schema's dataNodes (NAME, DATHOST
+        as dataHost/database, ...). MyCat 1.6.6.1 answers the bare command with no rows."""
+        if not schema.replace("_", "").isalnum():
+            raise ManagerError(f"schema name {schema!r}: not sent to the manager port")
+        return self._run(f"show @@datanode where schema = {schema}")
+
+    def version(self) -> str:
+        """``show @@version``; also proves the login worked."""
+        rows = self._run("show @@version")
+        return str(next(iter(rows[0].values()))) if rows else ""
 
     def reload_config(self) -> None:
         """``reload @@config``: users, schemas and rules; backend pools are kept."""

@@ -34,6 +34,8 @@ DATA_HOST, DATA_NODE, SCHEMA = "schema/dataHost", "schema/dataNode", "schema/sch
 SERVER_DEFAULT, SERVER_USER = "server/default", "server/user"
 TABLE_RULE, FUNCTION = "rules/tableRule", "rules/function"
 SEQUENCES_COMMON, SEQUENCES_CLUSTER = "sequences/common", "sequences/cluster"
+CACHE = "cache"
+CACHE_SERVICE, EHCACHE = f"{CACHE}/cacheservice.properties", f"{CACHE}/ehcache.xml"
 CLUSTER_NODE = ""  # the base node itself
 # MyCat 1.6.7 uploads its local files over the layout unless this marker exists.
 CONF_INITIALIZED = "confInitialized"
@@ -41,6 +43,32 @@ CONF_INITIALIZED = "confInitialized"
 SEQUENCE_FILES = ("sequence_conf", "sequence_db_conf", "sequence_distributed_conf",
                   "sequence_time_conf")
 # Below the base path MyCat itself creates and deletes these at run time.
+# MyCat 1.6.6.1 reads all four from sequences/common on every load and logs a
+# NullPointerException or IndexOutOfBoundsException for each one missing, so the layout always
+# has them: the published file when there is one, otherwise these (what each means when empty:
+# no sequence of that kind; the distributed and time ones need their ids).
+DEFAULT_SEQUENCES = {
+    "sequence_conf": b"# No global sequences in local-file mode (none published).\n",
+    "sequence_db_conf": b"# No sequences stored in a dataNode (none published).\n",
+    "sequence_distributed_conf": b"INSTANCEID=01\nCLUSTERID=01\n",
+    "sequence_time_conf": b"WORKID=01\nDATAACENTERID=01\n",
+}
+# MyCat's cache node: cacheservice.properties as text, ehcache.xml as Gson JSON, the shape
+# MyCat's own uploader (XmltoZkMain) writes. Without it every load logs an exception.
+DEFAULT_CACHE_SERVICE = (
+    b"# SQL route and ER caches of MyCat (written by stackha: the layout needs a cache node)\n"
+    b"factory.encache=io.mycat.cache.impl.EnchachePooFactory\n"
+    b"pool.SQLRouteCache=encache,10000,1800\n"
+    b"pool.ER_SQL2PARENTID=encache,1000,1800\n"
+    b"layedpool.TableID2DataNodeCache=encache,10000,18000\n")
+DEFAULT_EHCACHE = {
+    "maxEntriesLocalHeap": 100000000, "maxBytesLocalDisk": "50G", "updateCheck": False,
+    "defaultCache": {"maxElementsInMemory": 1000000, "eternal": False,
+                     "overflowToDisk": False, "diskSpoolBufferSizeMB": 30,
+                     "maxElementsOnDisk": 10000000, "diskPersistent": False,
+                     "diskExpiryThreadIntervalSeconds": 120,
+                     "memoryStoreEvictionPolicy": "LRU"},
+}
 RUNTIME_DIRS = ("line", "command", "bindata", "ruledata", "lock", "sequences/instance",
                 "sequences/leader", "sequences/incr_sequence")
 RELOAD_COMMAND = b"zk reload_from_zk"
@@ -300,7 +328,22 @@ def _sequences(files: Mapping[str, bytes], prefix: str, nodes: tuple[str, ...],
             cluster.append(Znode(f"{SEQUENCES_CLUSTER}/{name}", files[path]))
         else:
             notes.lost(name, "", f"node '{match['node']}' is not a MyCat node of the spec")
-    return common + cluster, used
+    given = {z.path for z in common}
+    for base in SEQUENCE_FILES:
+        path = f"{SEQUENCES_COMMON}/{base}.properties"
+        if path not in given:
+            common.append(Znode(path, DEFAULT_SEQUENCES[base]))
+    return sorted(common, key=lambda z: z.path) + cluster, used
+
+
+def _cache(files: Mapping[str, bytes], prefix: str) -> tuple[list[Znode], set[str]]:
+    """The cache node: a published cacheservice.properties travels as text; ehcache.xml is
+    always stackha's default (a published one is reported as not carried)."""
+    name = prefix + "cacheservice.properties"
+    service = files.get(name)
+    return ([Znode(CACHE_SERVICE, service if service is not None else DEFAULT_CACHE_SERVICE),
+             Znode(EHCACHE, to_json(DEFAULT_EHCACHE))],
+            {name} if service is not None else set())
 
 
 def _parse(files: Mapping[str, bytes], prefix: str, name: str,
@@ -336,6 +379,7 @@ def build_layout(files: Mapping[str, bytes], cluster_nodes: tuple[str, ...],
     notes = _Notes(prefix)
     functions, map_files = _functions(rule, files, prefix, notes)
     sequences, sequence_files = _sequences(files, prefix, cluster_nodes, notes)
+    cache, cache_files = _cache(files, prefix)
     znodes = [
         Znode(DATA_HOST, to_json(_data_hosts(schema, notes))),
         Znode(DATA_NODE, to_json(_data_nodes(schema, notes))),
@@ -345,10 +389,11 @@ def build_layout(files: Mapping[str, bytes], cluster_nodes: tuple[str, ...],
         Znode(TABLE_RULE, to_json(_table_rules(rule))),
         Znode(FUNCTION, to_json(functions)),
         *sequences,
+        *cache,
         Znode(CLUSTER_NODE, to_json(cluster_node(cluster_nodes))),
     ]
     carried = {prefix + n for n in (SCHEMA_XML, SERVER_XML, RULE_XML)} | map_files \
-        | sequence_files
+        | sequence_files | cache_files
     for path in sorted(files):
         if path.startswith(prefix) and path not in carried:
             notes.lost(path[len(prefix):], "", "this file")

@@ -40,7 +40,7 @@ from stackha.store.base import ConcurrentChange, StoreError
 log = logging.getLogger(__name__)
 
 CONFIG_DIRS = ("schema", "server", "rules", "sequences", "sequences/common",
-               "sequences/cluster")
+               "sequences/cluster", "cache")
 # Directories whose children stackha owns completely: children it no longer writes go away.
 OWNED_DIRS = ("sequences/common", "sequences/cluster")
 RELOAD_ATTEMPTS = 3

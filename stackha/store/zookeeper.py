@@ -1,24 +1,25 @@
 """ZooKeeper as stackha's configuration store.
 
-Layout under ``<chroot>/<cluster>``::
+Layout under ``<chroot>/<cluster>`` (the ACL of each znode: store.treeacl)::
 
     config/current            data: number of the current version
-    config/versions/<n>       one immutable version document (zero-padded n)
-    status/<node>             ephemeral, written by that node's agent
+    config/versions/<n>       the version's manifest (spec, message, file list per role)
+    config/versions/<n>/<role>  that role's files, readable only by the nodes with the role
+    status/<node>             made by the coordinator; only <node> may create/delete below
+    status/<node>/report      ephemeral, written by that node's agent
 
-A new version and the move of ``current`` happen in one multi-op transaction guarded by the
-version of ``current``: no reader ever sees half a publication and two coordinators cannot
-interleave. Configuration is ACL'd to the coordinator credential (all) and the agent credential
-(read); status children belong to the agent credential; anonymous clients get nothing.
+A new version (manifest and parts) and the move of ``current`` happen in one multi-op
+transaction guarded by the version of ``current``: no reader ever sees half a publication and
+two coordinators cannot interleave. The coordinator owns the tree: a znode granting anything
+to anyone else is refused by name (``ensure_layout``) until ``stackha init`` takes it over.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -42,8 +43,9 @@ from kazoo.security import (
     make_digest_acl_credential,
 )
 
-from stackha.model.bundle import ConfigVersion, parse_version
+from stackha.model.bundle import ROLE_PREFIXES, ConfigVersion, parse_version
 from stackha.model.status import NodeStatus, parse_status
+from stackha.model.versionparts import merge_document, part_names, split_document
 from stackha.store.base import (
     MAX_VERSION_BYTES,
     ConcurrentChange,
@@ -60,6 +62,16 @@ from stackha.store.mycatzk import (
     send_reload,
 )
 from stackha.store.tls import TlsHandler, TlsSettings
+from stackha.store.treeacl import (
+    ALL,
+    READ,
+    REPORT,
+    AclFinding,
+    TreeAccess,
+    acl_text,
+    compare,
+    report_acl_from_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +134,12 @@ def _version_name(number: int) -> str:
 
 
 class ZooKeeperStore:
+    # The coordinator's view of who is who (store.connect sets it from the agent registry):
+    # without it a coordinator with a credential refuses to lay out or publish.
+    access: TreeAccess | None = None
+    # Every digest of the registry (also of nodes not in the spec): their users are known.
+    known_digests: tuple[str, ...] = ()
+
     def __init__(self, hosts: str, chroot: str, cluster: str, identity: Identity | None = None,
                  timeout: float = 10.0, connect_timeout: float = 15.0,
                  retry_forever: bool = False, tls: TlsSettings | None = None):
@@ -177,6 +195,10 @@ class ZooKeeperStore:
             where, why = sorted(refusals.items())[0]
             raise StoreError(f"TLS to ZooKeeper refused: {where}: {why}")
         raise StoreError(f"cannot reach ZooKeeper at {self.hosts} (TLS): timed out")
+    @_translated
+    def add_auth(self, identity: Identity) -> None:
+        """A second identity on this session (``stackha init --admin-credential-file``)."""
+        self.client.add_auth(*identity.auth)
 
     def close(self) -> None:
         try:
@@ -205,27 +227,222 @@ class ZooKeeperStore:
         return f"{self.base}/status"
 
     # layout and ACLs (coordinator) --------------------------------------------------------
+    def node_status_path(self, node: str) -> str:
+        return f"{self.status_path}/{node}"
+
+    def report_path(self, node: str) -> str:
+        return f"{self.status_path}/{node}/{REPORT}"
+
+    def _require_access(self) -> TreeAccess:
+        if self.access is None:
+            raise StoreError("no agent registry: the coordinator names every node's identity "
+                             "in the tree's ACLs; set STACKHA_AGENT_REGISTRY to the file "
+                             "`stackha credentials issue NODE` writes")
+        return self.access
+
     @_translated
-    def ensure_layout(self, agent: Identity | None) -> None:
-        """Create the tree with its ACLs; only the coordinator calls this."""
-        if self.identity is None or agent is None:
-            config_acl = status_acl = OPEN_ACL_UNSAFE
-        else:
-            coordinator_all = self.identity.acl(Permissions.ALL)
-            config_acl = [coordinator_all, agent.acl(Permissions.READ)]
-            status_acl = [coordinator_all,
-                          agent.acl(Permissions.READ | Permissions.CREATE | Permissions.DELETE)]
+    def ensure_layout(self, agent: Identity | None = None, take_over: bool = False) -> list[str]:
+        """Create the tree with its ACLs, or bring them back to the design; only the
+        coordinator calls this. A znode that grants anything to anyone else is refused,
+        named with the ACL found, unless ``take_over`` (``stackha init``): then its ACL is
+        reset and whatever someone else could have written (versions, statuses) is deleted.
+        ``agent`` is no longer used: every node has its own identity (store.registry).
+        Returns what was changed, one line each."""
+        del agent
+        if self.identity is None:
+            for path, data in self._fixed_nodes():
+                self._create_if_missing(path, data, OPEN_ACL_UNSAFE)
+            return []
+        access = self._require_access()
+        known = frozenset(who.split(":", 1)[0] for who in
+                          [access.coordinator, *access.nodes.values(), *self.known_digests])
+        actions: list[str] = []
         parts = self.base.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
-            self._create_if_missing("/" + "/".join(parts[:depth]), b"", config_acl)
-        self._create_if_missing(f"{self.base}/config", b"", config_acl)
-        self._create_if_missing(self.current_path, b"0", config_acl)
-        self._create_if_missing(self.versions_path, b"", config_acl)
-        # ZooKeeper hides digests from getACL, so the agents learn from this node's data which
-        # identity may read their status (the digest is a hash, not the password).
-        readers = [self.identity.acl_id] if self.identity is not None and agent else []
-        self._create_if_missing(self.status_path, json.dumps({"readers": readers}).encode(),
-                                status_acl)
+        # The chroot may be shared with other clusters (and ZooKeeper's root is open by
+        # default): only this cluster's tree is owned and checked.
+        for depth in range(1, len(parts)):
+            self._create_if_missing("/" + "/".join(parts[:depth]), b"", access.config_acl())
+        config = access.grants_config()
+        # Could someone else have written below the versions? Then no version is the
+        # coordinator's for sure (ZooKeeper does not record who created a znode).
+        suspect = False
+        for path, data in self._fixed_nodes():
+            writable = self._own(path, data, config, known, take_over, actions)
+            suspect |= writable and path != self.status_path
+        for node in sorted(access.nodes):
+            self._own(self.node_status_path(node), access.report_plan(node),
+                      access.grants_node_status(node), known, take_over, actions)
+            plan = access.report_plan(node)
+            if self.client.get(self.node_status_path(node))[0] != plan:
+                self.client.set(self.node_status_path(node), plan)
+        self._own_statuses(access, known, take_over, actions)
+        if take_over:
+            self._own_versions(access, known, suspect, actions)
+        for line in actions:
+            log.warning("event=tree_acl_changed change=%r", line)
+        for node in sorted(set(access.roles) - set(access.nodes)):
+            # Without an identity it can neither read its role files nor report.
+            log.warning("event=node_unregistered node=%s fix=%r", node,
+                        f"stackha credentials issue {node}")
+        return actions
+
+    def _fixed_nodes(self) -> list[tuple[str, bytes]]:
+        return [(self.base, b""), (f"{self.base}/config", b""), (self.current_path, b"0"),
+                (self.versions_path, b""), (self.status_path, b"")]
+
+    def _own(self, path: str, data: bytes, grants: Mapping[str, int], known: frozenset[str],
+             take_over: bool, actions: list[str]) -> bool:
+        """Create ``path`` with the designed ACL or bring its ACL back to it; True when it
+        let someone else change it (more than READ: its content is not to be trusted). A
+        grant of READ only (an older design's shared agent identity, say) leaked data but
+        changed nothing."""
+        acl = [ACL(perms, Id("digest", who)) for who, perms in grants.items()]
+        try:
+            self.client.create(path, data, acl=acl)
+            actions.append(f"{path}: created")
+            return False
+        except NodeExistsError:
+            pass
+        except NoAuthError as exc:
+            # ZooKeeper checks the parent's CREATE right before the name: the znode may
+            # exist all the same (a squatter's), and then it is named below.
+            if self.client.exists(path) is None:
+                parent = path.rsplit("/", 1)[0] or "/"
+                raise StoreError(f"{path}: the coordinator may not create it: {parent} is "
+                                 "not the coordinator's (wrong credential, or someone else "
+                                 "made it: delete it as ZooKeeper's superuser, zkCli.sh: "
+                                 f"deleteall {parent})") from exc
+        try:
+            found, stat = self.client.get_acls(path)
+        except NoAuthError as exc:
+            raise StoreError(f"{path}: exists and the coordinator may not even read its ACL: "
+                             f"delete it as ZooKeeper's superuser (zkCli.sh: deleteall {path})"
+                             ", then run `stackha init`") from exc
+        finding = compare(path, found, grants, known)
+        if finding is None:
+            return False
+        if finding.foreign and not take_over:
+            raise StoreError(finding.line())
+        try:
+            self.client.set_acls(path, acl, version=stat.aversion)
+        except NoAuthError as exc:
+            if take_over and self._recreated(path, data, acl):
+                actions.append(f"{path}: deleted and made again (was "
+                               f"{', '.join(acl_text(a) for a in found)})")
+                return _writable(finding)
+            raise StoreError(f"{path}: ACL {', '.join(acl_text(a) for a in found)} gives the "
+                             "coordinator no ADMIN right, so it cannot take the znode over: "
+                             f"delete it as ZooKeeper's superuser (zkCli.sh: deleteall {path}), "
+                             "then run `stackha init`") from exc
+        actions.append(f"{path}: ACL set (was {', '.join(acl_text(a) for a in found)})")
+        return _writable(finding)
+
+    def _recreated(self, path: str, data: bytes, acl: list[ACL]) -> bool:
+        """A znode the coordinator may not re-ACL but may delete (the parent is its own now):
+        possible for a squatter's leaf, such as an ephemeral status."""
+        try:
+            self.client.delete(path, recursive=True)
+            self.client.create(path, data, acl=acl)
+        except NoAuthError:
+            return False
+        return True
+
+    def _delete(self, path: str, why: str, actions: list[str]) -> None:
+        try:
+            self.client.delete(path, recursive=True)
+        except NoNodeError:
+            return
+        except NoAuthError as exc:
+            raise StoreError(f"{path}: {why}, and the coordinator cannot delete it: delete it as "
+                             f"ZooKeeper's superuser (zkCli.sh: deleteall {path})") from exc
+        actions.append(f"{path}: deleted ({why})")
+
+    def _own_statuses(self, access: TreeAccess, known: frozenset[str], take_over: bool,
+                      actions: list[str]) -> None:
+        """Statuses: only a registered node's parent, holding only that node's report."""
+        for name in sorted(self.client.get_children(self.status_path)):
+            path = self.node_status_path(name)
+            if name not in access.nodes:
+                try:
+                    found, stat = self.client.get_acls(path)
+                except NoNodeError:
+                    continue
+                finding = compare(path, found, {access.coordinator: ALL}, known)
+                if take_over or stat.ephemeralOwner:
+                    self._delete(path, "a status for no registered node of the spec", actions)
+                elif finding is not None and finding.foreign:
+                    raise StoreError(finding.line())
+                continue
+            for child in self.client.get_children(path):
+                child_path = f"{path}/{child}"
+                try:
+                    found, _stat = self.client.get_acls(child_path)
+                except NoNodeError:
+                    continue
+                finding = compare(child_path, found, access.grants_report(name), known) \
+                    if child == REPORT else None
+                if child != REPORT or (finding is not None and finding.foreign):
+                    if not take_over:
+                        raise StoreError(finding.line() if finding is not None else
+                                         f"{child_path}: not a status report; nothing "
+                                         "published (run `stackha init`)")
+                    self._delete(child_path, "not made by the node's own agent", actions)
+
+    def _own_versions(self, access: TreeAccess, known: frozenset[str], suspect: bool,
+                      actions: list[str]) -> None:
+        """On a take-over, versions someone else could have written (all of them when the
+        tree above them was writable by others) are deleted, the others get the designed
+        ACLs, and current moves to the newest version left when it points nowhere."""
+        config = access.grants_config()
+        for name in sorted(self.client.get_children(self.versions_path)):
+            path = f"{self.versions_path}/{name}"
+            found, _ = self.client.get_acls(path)
+            findings = [compare(path, found, config, known)]
+            roles = self.client.get_children(path)
+            for role in roles:
+                role_found, _ = self.client.get_acls(f"{path}/{role}")
+                findings.append(compare(f"{path}/{role}", role_found,
+                                        access.grants_role(role), known))
+            if suspect or any(_writable(f) for f in findings) \
+                    or any(role not in ROLE_PREFIXES for role in roles):
+                why = ("below a tree someone else could write" if suspect
+                       else "someone else could write it")
+                self._delete(path, f"a version {why}", actions)
+                continue
+            if findings[0] is not None:
+                self.client.set_acls(path, access.config_acl())
+            for role, finding in zip(roles, findings[1:], strict=True):
+                if finding is not None:
+                    self.client.set_acls(f"{path}/{role}", access.role_acl(role))
+            if not roles:
+                self._split_whole_version(path, actions)
+        data, stat = self.client.get(self.current_path)
+        number = _parse_number(data)
+        remaining = self.version_numbers()
+        if number is not None and number not in remaining:
+            target = max(remaining) if remaining else 0
+            self.client.set(self.current_path, str(target).encode(), version=stat.version)
+            actions.append(f"{self.current_path}: set to {target} (was {number})")
+
+    def _split_whole_version(self, path: str, actions: list[str]) -> None:
+        """A version from before role parts holds every file, readable by every node: its
+        files move into parts with role ACLs (one transaction, the content unchanged)."""
+        data, stat = self.client.get(path)
+        try:
+            manifest, parts = split_document(data)
+        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+            return  # unreadable already: `config repair` and the readers report it
+        if not parts:
+            return
+        transaction = self.client.transaction()
+        transaction.set_data(path, manifest, version=stat.version)
+        for role, part in parts.items():
+            transaction.create(f"{path}/{role}", part, acl=self._version_acl(role))
+        failures = [r for r in transaction.commit() if isinstance(r, Exception)]
+        if failures:
+            raise StoreError(f"{path}: could not split into role parts: "
+                             f"{type(failures[0]).__name__}")
+        actions.append(f"{path}: files moved into role parts {', '.join(sorted(parts))}")
 
     def _create_if_missing(self, path: str, data: bytes, acl: list[ACL]) -> None:
         try:
@@ -280,14 +497,27 @@ class ZooKeeperStore:
     @_translated
     def read_version(self, number: int) -> ConfigVersion | None:
         """Version ``number``, None when it does not exist; VersionUnreadable when its node
-        holds no valid version document."""
+        holds no valid version document. Only the role parts this credential may read are
+        read: the others are named in ``ConfigVersion.withheld``."""
+        path = f"{self.versions_path}/{_version_name(number)}"
         try:
-            data, _ = self.client.get(f"{self.versions_path}/{_version_name(number)}")
+            data, _ = self.client.get(path)
         except NoNodeError:
             return None
         except NoAuthError as exc:
             raise StoreError(f"{self.versions_path}: not allowed to read") from exc
-        version, problems = parse_version(data, f"version {number}")
+        parts: dict[str, bytes | None] = {}
+        for role in part_names(data):
+            try:
+                parts[role] = self.client.get(f"{path}/{role}")[0]
+            except NoAuthError:
+                parts[role] = None
+            except NoNodeError:
+                parts[role] = b""  # named by the manifest, gone: damage, not withheld
+        merged, problems = merge_document(data, parts, f"version {number}")
+        if merged is None:
+            raise VersionUnreadable(problems)
+        version, problems = parse_version(merged, f"version {number}")
         if version is None:
             raise VersionUnreadable(problems)
         return version
@@ -317,25 +547,33 @@ class ZooKeeperStore:
         if (expected or 0) != current:
             raise ConcurrentChange(f"current version moved from {expected} to {current}")
         number = max([current, *self.version_numbers()]) + 1
+        if self.identity is not None:
+            self._require_access()
         payload = document(number)
-        if len(payload) > MAX_VERSION_BYTES:
+        # What goes over the wire is the manifest and the role parts, in one transaction.
+        manifest, role_parts = split_document(payload)
+        size = len(manifest) + sum(len(p) for p in role_parts.values())
+        if max(len(payload), size) > MAX_VERSION_BYTES:
             raise VersionTooLarge(
-                f"version {number} is {len(payload)} bytes, over the {MAX_VERSION_BYTES} byte "
-                "limit of one ZooKeeper znode; nothing was written")
+                f"version {number} is {max(len(payload), size)} bytes, over the "
+                f"{MAX_VERSION_BYTES} byte limit of one ZooKeeper transaction; nothing was "
+                "written")
         plan = None
         if mycat is not None:
             owner = self.identity.acl(Permissions.ALL) if self.identity else None
             plan = plan_layout(self.client, mycat.target, mycat.layout,
                                layout_acls(owner, mycat.target.readers))
-            if len(payload) + plan.size > MAX_VERSION_BYTES:
+            if size + plan.size > MAX_VERSION_BYTES:
                 raise VersionTooLarge(
-                    f"version {number} ({len(payload)} bytes) and MyCat's ZooKeeper layout "
+                    f"version {number} ({size} bytes) and MyCat's ZooKeeper layout "
                     f"({plan.size} bytes) exceed the {MAX_VERSION_BYTES} byte limit of one "
                     "ZooKeeper transaction; nothing was written")
-        acl = self.client.get_acls(self.current_path)[0]
+        path = f"{self.versions_path}/{_version_name(number)}"
         transaction = self.client.transaction()
         transaction.check(self.current_path, stat.version)
-        transaction.create(f"{self.versions_path}/{_version_name(number)}", payload, acl=acl)
+        transaction.create(path, manifest, acl=self._version_acl(None))
+        for role, part in role_parts.items():
+            transaction.create(f"{path}/{role}", part, acl=self._version_acl(role))
         transaction.set_data(self.current_path, str(number).encode(), version=stat.version)
         for op in plan.ops if plan else ():
             op(transaction)
@@ -353,6 +591,13 @@ class ZooKeeperStore:
                      ",".join(plan.written) or "-", ",".join(plan.deleted) or "-")
         return number
 
+    def _version_acl(self, role: str | None) -> list[ACL]:
+        """Never copied from an existing znode: a squatter's open ACL would spread."""
+        if self.identity is None:
+            return OPEN_ACL_UNSAFE
+        access = self._require_access()
+        return access.config_acl() if role is None else access.role_acl(role)
+
     @_translated
     def watch_current(self, callback: Callable[[int | None], None]) -> None:
         def on_change(data: bytes | None, _stat: object) -> None:
@@ -364,12 +609,13 @@ class ZooKeeperStore:
     @_translated
     def put_status(self, status: NodeStatus) -> None:
         node, data = status.node, status.to_json()
-        path = f"{self.status_path}/{node}"
+        path = self.report_path(node)
         stat = self.client.exists(path)
         session = self.client.client_id[0] if self.client.client_id else None
         if stat is not None and stat.ephemeralOwner == session:
             self.client.set(path, data)
             return
+        acl = self._report_acl(node)
         if stat is not None:
             # Left by this node's previous agent (killed, restarted before its session
             # expired): writing into it would vanish with that session, so take it over.
@@ -380,37 +626,51 @@ class ZooKeeperStore:
             log.info("event=status_node_taken_over node=%s previous_session=%#x", node,
                      stat.ephemeralOwner)
         try:
-            self.client.create(path, data, acl=self._status_acl(), ephemeral=True)
+            self.client.create(path, data, acl=acl, ephemeral=True)
         except NodeExistsError:
             self.client.set(path, data)
+        except NoAuthError as exc:
+            raise StoreError(self._not_yours(path, node)) from exc
 
-    def _status_acl(self) -> list[ACL]:
+    def _not_yours(self, path: str, node: str) -> str:
+        user = self.identity.user if self.identity else "(none)"
+        return (f"{path}: not allowed to report as node {node} with credential {user}: each "
+                "node reports only under its own identity (stackha credentials issue, then "
+                "stackha init)")
+
+    def _report_acl(self, node: str) -> list[ACL]:
+        parent = self.node_status_path(node)
         if self.identity is None:
+            self.client.ensure_path(parent)
             return OPEN_ACL_UNSAFE
-        data, _ = self.client.get(self.status_path)
         try:
-            readers = [str(r) for r in json.loads(data.decode() or "{}").get("readers", [])]
-        except (ValueError, AttributeError):
-            readers = []
-        others = [ACL(Permissions.READ | Permissions.DELETE, Id("digest", r)) for r in readers
-                  if r.split(":")[0] != self.identity.user]
-        return [self.identity.acl(Permissions.ALL), *others]
+            data, _ = self.client.get(parent)
+        except NoNodeError as exc:
+            raise StoreError(f"{parent} does not exist: node {node} is not registered with "
+                             f"the coordinator (stackha credentials issue {node}, then "
+                             "stackha init)") from exc
+        except NoAuthError as exc:
+            raise StoreError(self._not_yours(parent, node)) from exc
+        acl = report_acl_from_plan(data, self.identity.acl_id)
+        if acl is None:
+            raise StoreError(f"{parent}: holds no report ACL plan: run stackha init")
+        return acl
 
     @_translated
     def delete_status(self, node: str) -> None:
         try:
-            self.client.delete(f"{self.status_path}/{node}")
+            self.client.delete(self.report_path(node))
         except (NoNodeError, KazooException):
             pass
 
     @_translated
     def status_of(self, node: str) -> NodeStatus | None:
         try:
-            return parse_status(node, self.client.get(f"{self.status_path}/{node}")[0])
+            return parse_status(node, self.client.get(self.report_path(node))[0])
         except NoNodeError:
             return None
         except NoAuthError as exc:
-            raise StoreError(f"{self.status_path}/{node}: not allowed to read") from exc
+            raise StoreError(f"{self.report_path(node)}: not allowed to read") from exc
 
     @_translated
     def statuses(self) -> dict[str, NodeStatus]:
@@ -424,7 +684,7 @@ class ZooKeeperStore:
             raise StoreError(f"{self.status_path}: not allowed to list") from exc
         for name in names:
             try:
-                status = parse_status(name, self.client.get(f"{self.status_path}/{name}")[0])
+                status = parse_status(name, self.client.get(self.report_path(name))[0])
             except (NoNodeError, NoAuthError):
                 continue
             if status is not None:
@@ -437,6 +697,10 @@ class ZooKeeperStore:
         """Ask MyCat nodes running with loadZk=true to re-read their layout."""
         owner = self.identity.acl(Permissions.ALL) if self.identity else None
         return send_reload(self.client, target, owner, list(myids))
+
+
+def _writable(finding: AclFinding | None) -> bool:
+    return finding is not None and any(a.perms & ~READ for a in finding.foreign)
 
 
 # Version node names are zero-padded to 10 digits; a larger "number" is damage, not a version

@@ -86,6 +86,18 @@ class Lab:
                                          f"com.docker.compose.service={service}"]})
         return found
 
+    def service_of(self, node: str) -> str:
+        """The compose service of a node (MyCat nodes are NAME-standin without a release)."""
+        [found] = self.docker.containers.list(  # type: ignore[attr-defined]
+            all=True, filters={"label": ["com.docker.compose.project=stackha",
+                                         f"stackha.node={node}"]})
+        return str(found.labels["com.docker.compose.service"])
+
+    def mycat_release(self) -> bool:
+        """True when the MyCat nodes run the real MyCat, False for mycat-standin."""
+        return self.container(self.service_of("mycat1")).labels.get("stackha.mycat") \
+            == "release"
+
     def master_of(self, group: str) -> str:
         masters = [n["node"] for n in status()["nodes"] if n["vrrp"].get(group) == "MASTER"]
         assert len(masters) == 1, f"group {group}: masters {masters}"

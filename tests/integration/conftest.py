@@ -15,3 +15,20 @@ def eth0_namespace(tmp_path):
     host = net.add_host("kt", 2)
     yield ("ip", "netns", "exec", host.ns, "keepalived")
     net.destroy()
+
+
+# Figures a test wants in the run's summary even when it passes (the MyCat fidelity suite's
+# agreement rate): appended to this stash key, printed at the end of the run.
+FIGURES = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FIGURES] = []
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("figures")
+        for line in figures:
+            terminalreporter.write_line(line)

@@ -15,13 +15,13 @@ from stackha.coordinator.publish import Coordinator, Signer
 from stackha.model.bundle import Bundle, ConfigVersion, serialise_version, sha256_hex
 from stackha.model.spec import parse_spec
 from stackha.model.status import NodeStatus
-from stackha.store.connect import open_store
 from testkit.agentlab import (
     NginxNode,
     adapt_configs_for_loopback,
     coordinator_store,
     fetch,
     node_status,
+    node_store,
     wait_for,
 )
 from testkit.localzk import LocalZooKeeper, free_port
@@ -340,8 +340,7 @@ def test_a_version_waits_for_its_canary_and_follows_its_verdict(node, configs, z
     _push(configs)
     node.start_agent("--rollout-wait", "5")
     wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
-    spec = parse_spec((configs / "stackha.yaml").read_text())[0]
-    peer = open_store(spec, zookeeper.hosts, "agent")
+    peer = node_store(configs, zookeeper.hosts, "nginx2")
     try:
         def report(**fields) -> None:
             peer.put_status(NodeStatus(node="nginx2", **fields))
@@ -383,8 +382,7 @@ def test_push_config_names_a_canary_that_holds_no_vip(node, configs, zookeeper, 
     _push(configs)
     node.start_agent()
     wait_for(lambda: _applied(configs, zookeeper, 1), what="version 1 applied")
-    spec = parse_spec((configs / "stackha.yaml").read_text())[0]
-    peer = open_store(spec, zookeeper.hosts, "agent")
+    peer = node_store(configs, zookeeper.hosts, "nginx2")
     try:
         # nginx2 holds the web VIP: nginx1 (this node, no VIP) must go first.
         peer.put_status(NodeStatus(node="nginx2", applied_version=1,

@@ -19,6 +19,7 @@ import pytest
 from stackha.keepalived.process import config_test
 from stackha.keepalived.render import RenderOptions, render_keepalived
 from stackha.model.spec import parse_spec
+from testkit import write_registry
 from testkit.lvslab import (
     CHECK_INTERVAL,
     CHECK_TIMEOUT,
@@ -47,7 +48,9 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("STACKHA_COORDINATOR_CREDENTIAL", COORDINATOR)
         env.setenv("STACKHA_AGENT_CREDENTIAL", AGENT)
-        lab = LvsLab(tmp_path_factory.mktemp("lvs"))
+        root = tmp_path_factory.mktemp("lvs")
+        env.setenv("STACKHA_AGENT_REGISTRY", str(write_registry(root / "agents.registry")))
+        lab = LvsLab(root)
         try:
             lab.setup()
             wait_until(lambda: lab.holder() == "director1", 40, what="director1 to hold VIP")

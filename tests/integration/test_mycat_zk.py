@@ -4,6 +4,7 @@ MariaDB and mycat-standin (the stand-in, not MyCat itself)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -21,6 +22,7 @@ from kazoo.security import Permissions
 
 from stackha.cli.main import main
 from stackha.mycat.zklayout import to_json
+from testkit import agent_credential
 from testkit.agentlab import node_status, wait_for
 from testkit.signing import harness_keys
 from tests.conftest import COORDINATOR
@@ -199,7 +201,8 @@ class MycatNode:
                  "--mycat-manager-user", "report", "--mycat-health",
                  "--heartbeat", "0.5", "--health-wait", "3",
                  "--trusted-key", str(harness_keys().public), *extra],
-                stdout=out, stderr=subprocess.STDOUT)
+                stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "STACKHA_AGENT_CREDENTIAL": agent_credential("mycat1")})
 
     def login(self, password: str) -> None:
         conn = pymysql.connect(host="127.0.0.1", port=self.port, user="app", password=password,

@@ -21,6 +21,7 @@ from stackha.cli.main import main
 from stackha.model.spec import parse_spec
 from stackha.model.status import NodeStatus
 from stackha.store.zookeeper import Identity, ZooKeeperStore
+from testkit import agent_credential
 from tests.conftest import AGENT, COORDINATOR
 
 pytestmark = pytest.mark.integration
@@ -292,7 +293,7 @@ def test_status_of_a_live_agent_is_readable_by_the_coordinator(configs, zookeepe
         agent_store.put_status(NodeStatus("nginx1", applied_version=1))
         assert coordinator.statuses() == {"nginx1": NodeStatus("nginx1", applied_version=1)}
         with pytest.raises(NoAuthError):
-            coordinator.client.set(f"{coordinator.status_path}/nginx1", b"forged")
+            coordinator.client.set(coordinator.report_path("nginx1"), b"forged")
     finally:
         agent_store.close()
         coordinator.close()
@@ -309,7 +310,7 @@ def test_status_shows_an_old_report_as_stale_and_only_suspects_split_brain(confi
                       heartbeat=_iso(now - timedelta(hours=1)))
     alive = NodeStatus("nginx2", applied_version=1, vrrp={"web": "MASTER"},
                        health={"nginx": "ok"}, heartbeat_interval=600.0, heartbeat=_iso(now))
-    stores = [_store(configs, zookeeper, AGENT) for _ in range(2)]
+    stores = [_store(configs, zookeeper, agent_credential(n)) for n in ("nginx1", "nginx2")]
     try:
         stores[0].put_status(dead)
         stores[1].put_status(alive)

@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 import pytest
 import yaml
+from kazoo.security import make_digest_acl_credential
 
 from stackha.keepalived.process import parse_notify_line
 from stackha.lab.compose.backend import LabError, backend_from_schema
@@ -22,6 +23,7 @@ from stackha.lab.compose.secrets import lab_credentials, parse_env_file
 from stackha.model.cluster import ClusterView
 from stackha.model.spec import StackSpec, parse_spec
 from stackha.model.status import NodeStatus
+from stackha.store.registry import read_registry
 from tests.conftest import without_tls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,14 +256,40 @@ def test_image_digests_follow_the_build_chain():
 def test_lab_credentials_are_generated_once_and_kept(tmp_path):
     spec = _spec()
     first = lab_credentials(spec, tmp_path, environ={})
-    assert set(first) == {"STACKHA_COORDINATOR_CREDENTIAL", "STACKHA_AGENT_CREDENTIAL"}
-    assert first["STACKHA_AGENT_CREDENTIAL"].startswith("agent:")
+    assert set(first) == {"STACKHA_COORDINATOR_CREDENTIAL", "STACKHA_AGENT_REGISTRY"}
+    assert first["STACKHA_COORDINATOR_CREDENTIAL"].startswith("coordinator:")
     assert lab_credentials(spec, tmp_path, environ={}) == first
-    agent_env = parse_env_file((tmp_path / "agent.env").read_text())
-    assert agent_env == {"STACKHA_AGENT_CREDENTIAL": first["STACKHA_AGENT_CREDENTIAL"]}
     assert (tmp_path / "lab.env").stat().st_mode & 0o077 == 0
-    given = lab_credentials(spec, tmp_path, environ={"STACKHA_AGENT_CREDENTIAL": "agent:x"})
-    assert given["STACKHA_AGENT_CREDENTIAL"] == "agent:x"
+    given = lab_credentials(spec, tmp_path,
+                            environ={"STACKHA_COORDINATOR_CREDENTIAL": "coordinator:x"})
+    assert given["STACKHA_COORDINATOR_CREDENTIAL"] == "coordinator:x"
+
+
+def test_every_lab_node_gets_its_own_credential_and_only_its_own(tmp_path, backend):
+    spec = _spec()
+    lab_credentials(spec, tmp_path, environ={})
+    registry = read_registry(tmp_path / "agents.registry")
+    assert set(registry.digests) == {n.name for n in spec.nodes}
+    seen = set()
+    for node in spec.nodes:
+        path = tmp_path / f"agent-{node.name}.env"
+        assert path.stat().st_mode & 0o077 == 0
+        env = parse_env_file(path.read_text())
+        assert list(env) == ["STACKHA_AGENT_CREDENTIAL"]
+        user, _, password = env["STACKHA_AGENT_CREDENTIAL"].partition(":")
+        assert user == node.name and password not in seen
+        seen.add(password)
+        assert registry.digests[node.name] == make_digest_acl_credential(user, password)
+    kept = (tmp_path / "agent-nginx1.env").read_text()
+    lab_credentials(spec, tmp_path, environ={})
+    assert (tmp_path / "agent-nginx1.env").read_text() == kept
+    # Each container is handed its own file, never another node's or the coordinator's.
+    services = yaml.safe_load(render_compose(spec, backend))["services"]
+    for node in spec.nodes:
+        service = next(s for s in services.values()
+                       if s.get("labels", {}).get("stackha.node") == node.name)
+        assert service["env_file"] == [f".stackha/agent-{node.name}.env"]
+    assert not list(tmp_path.glob("*.credential")) and not list(tmp_path.glob(".*.credential"))
 
 
 def test_notify_fifo_events_that_are_not_states_are_ignored():
@@ -296,7 +324,34 @@ def test_lab_signing_key_is_made_once_and_only_the_host_knows_it(tmp_path):
                     extra={"STACKHA_SIGNING_KEY": str(private)})
     assert parse_env_file((tmp_path / "lab.env").read_text())["STACKHA_SIGNING_KEY"] == \
         str(private)
-    assert "STACKHA_SIGNING_KEY" not in parse_env_file((tmp_path / "agent.env").read_text())
+    agent_files = sorted(tmp_path.glob("agent-*.env"))
+    assert agent_files  # one per node, and none of them names the signing key
+    for agent_file in agent_files:
+        assert "STACKHA_SIGNING_KEY" not in parse_env_file(agent_file.read_text())
     (tmp_path / "signing.pub").unlink()
     with pytest.raises(LabError, match=r"only one of signing\.key and signing\.pub"):
         lab_signing_key(tmp_path)
+
+
+def test_lab_network_is_internal_and_mycat_nodes_know_it(backend):
+    # No route out of the lab: an internal network has no NAT and no outward gateway.
+    document = compose_document(_spec(), backend)
+    assert document["networks"]["lab"]["internal"] is True
+    mycat = document["services"]["mycat1-standin"]
+    assert mycat["environment"]["STACKHA_LAB_NETWORK"] == "10.77.0.0/24"
+    options = _agent_yaml(document, "mycat1-standin")  # the agent's options: its agent.yaml
+    assert options["reload-timeout"] == 120
+    assert options["mycat-backend-network"] == ["10.77.0.0/24"]
+
+
+def test_mycat_tarball_is_placed_alone_in_the_build_context(tmp_path: Path):
+    from stackha.lab.compose.commands import place_tarball
+
+    (tmp_path / "mycat").mkdir()
+    (tmp_path / "mycat/Mycat-server-old.tar.gz").write_bytes(b"old")
+    release = tmp_path / "Mycat-server-1.6.6.1-release.tar.gz"
+    release.write_bytes(b"release")
+    assert place_tarball(release, tmp_path) == release.name
+    assert [p.name for p in (tmp_path / "mycat").glob("*.tar.gz")] == [release.name]
+    with pytest.raises(LabError, match="no such file"):
+        place_tarball(tmp_path / "missing.tar.gz", tmp_path)

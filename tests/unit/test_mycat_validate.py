@@ -283,9 +283,10 @@ CASES = [
     pytest.param(SCHEMA, [(WRITE_HOST, WRITE_HOST[:-2] + ' port="3306"/>')],
                  ("dataHost[name=backend]/writeHost[host=hostM1]", "unknown attribute 'port'"),
                  id="writehost-unknown-attribute"),
-    pytest.param(SCHEMA, [(WRITE_HOST, WRITE_HOST[:-2] + ' weight="heavy"/>')],
-                 ("writeHost[host=hostM1]", "attribute 'weight' must be an integer"),
-                 id="writehost-weight-integer"),
+    # 1.6.6.1's schema.dtd declares weight on readHost only (the real MyCat refuses it here).
+    pytest.param(SCHEMA, [(WRITE_HOST, WRITE_HOST[:-2] + ' weight="1"/>')],
+                 ("writeHost[host=hostM1]", "unknown attribute 'weight' on <writeHost>"),
+                 id="writehost-weight-undeclared"),
     pytest.param(SCHEMA, [('url="10.77.0.30:3306"', 'url="10.77.0.30"')],
                  ("writeHost[host=hostM1]", "must be host:port for dbDriver native"),
                  id="writehost-native-url"),
@@ -332,9 +333,15 @@ CASES = [
     pytest.param(SCHEMA, [(SCHEMA_OPEN, SCHEMA_OPEN[:-1] + ' dataNode="dn9">')],
                  ("schema[name=shop]", "dataNode 'dn9' is not defined"),
                  id="schema-datanode-exists"),
+    # No MyCat 1.6 DTD declares randomDataNode: the real 1.6.6.1 refuses the file.
     pytest.param(SCHEMA, [(SCHEMA_OPEN, SCHEMA_OPEN[:-1] + ' randomDataNode="dn$1-3">')],
-                 ("schema[name=shop]", "randomDataNode 'dn3' is not defined"),
-                 id="schema-randomdatanode-exists"),
+                 ("schema[name=shop]", "unknown attribute 'randomDataNode'"),
+                 id="schema-randomdatanode-undeclared"),
+    # MyCat 1.6.6.1 stops with ClassNotFoundException (it was a warning until the fidelity
+    # suite met the real MyCat).
+    pytest.param(RULE, [("PartitionByMod", "PartitionByModulo")],
+                 ("function[name=mod3]", "not a partition function of MyCat 1.6"),
+                 id="function-class-unknown"),
     pytest.param(SCHEMA, [('dataHost="backend"', 'dataHost="backend2"')],
                  ("dataNode[name=dn$0-2]", "dataHost 'backend2' is not defined"),
                  id="datanode-datahost-exists"),
@@ -531,9 +538,6 @@ WARNING_CASES = [
     pytest.param(RULE, [(COUNT, '<property name="count">2</property>')],
                  ("mycat/schema.xml", "table[name=orders]", "routes to 2 partitions",
                   "1 of 3 dataNodes stay unused"), id="partitions-fewer-than-datanodes"),
-    pytest.param(RULE, [("PartitionByMod", "PartitionByModulo")],
-                 ("function[name=mod3]", "not a partition function built into MyCat 1.6"),
-                 id="function-class-unknown"),
     pytest.param(SCHEMA, [(HEARTBEAT, "<heartbeat> </heartbeat>")],
                  ("dataHost[name=backend]/heartbeat", "heartbeat is empty"),
                  id="heartbeat-empty"),
@@ -731,3 +735,37 @@ def test_sequence_handler_without_its_file_is_a_warning():
     assert not errors(problems)
     assert [p.reason for p in warnings(problems)] == [
         "sequnceHandlerType 0 reads sequence_conf.properties, which is missing"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The MyCat version the spec names
+
+
+ADDED_IN_1_6_7 = [
+    pytest.param(SCHEMA, [(DATA_HOST_OPEN, DATA_HOST_OPEN + ' notSwitch="-1"')],
+                 "notSwitch", id="datahost-notswitch"),
+    pytest.param(SCHEMA, [(DATA_HOST_OPEN, DATA_HOST_OPEN + ' balanceType="0"')],
+                 "balanceType", id="datahost-balancetype"),
+    pytest.param(SCHEMA, [('parentKey="id"', 'parentKey="id" needAddLimit="true"')],
+                 "needAddLimit", id="childtable-needaddlimit"),
+]
+
+
+@pytest.mark.parametrize(("path", "edits", "attribute"), ADDED_IN_1_6_7)
+def test_1_6_7_attributes_are_refused_for_1_6_6_1(path: str, edits: list[tuple[str, str]],
+                                                  attribute: str):
+    for version in ((), ("1.6.6.1",)):
+        _, problems = validate_mycat(mutated(path, edits), "mycat/", *version)
+        assert find(problems, path, (f"unknown attribute '{attribute}'",)), shown(problems)
+
+
+@pytest.mark.parametrize(("path", "edits", "attribute"), ADDED_IN_1_6_7)
+def test_1_6_7_attributes_are_accepted_for_1_6_7(path: str, edits: list[tuple[str, str]],
+                                                 attribute: str):
+    _, problems = validate_mycat(mutated(path, edits), "mycat/", "1.6.7")
+    assert errors(problems) == [], shown(problems)
+
+
+def test_unknown_version_is_refused():
+    with pytest.raises(ValueError, match=r"unknown MyCat version '1\.5'"):
+        validate_mycat(example_files(), "mycat/", "1.5")

@@ -226,3 +226,25 @@ def test_password_from_server_xml():
     assert password_from_server_xml(server, "report") == "report_pw"
     assert password_from_server_xml(server, "nobody") is None
     assert password_from_server_xml(b"<not xml", "app") is None
+
+
+def test_layout_is_complete_for_mycat_1661_with_only_one_sequence_file_published():
+    # MyCat 1.6.6.1 logs an exception on every load for each of these missing: all four
+    # sequence files under sequences/common and the cache node (text and Gson JSON).
+    files = _example_files()
+    assert "mycat/sequence_db_conf.properties" not in files
+    layout, _ = build_layout(files, NODES)
+    assert layout is not None
+    paths = layout.paths()
+    for base in ("sequence_conf", "sequence_db_conf", "sequence_distributed_conf",
+                 "sequence_time_conf"):
+        assert f"sequences/common/{base}.properties" in paths
+    data = {z.path: z.data for z in layout.znodes}
+    assert data["sequences/common/sequence_conf.properties"] == \
+        (ROOT / "configs/mycat/sequence_conf.properties").read_bytes()
+    assert b"factory.encache=io.mycat.cache.impl.EnchachePooFactory" in \
+        data["cache/cacheservice.properties"]
+    assert json.loads(data["cache/ehcache.xml"])["defaultCache"]["memoryStoreEvictionPolicy"] \
+        == "LRU"
+    # The cluster node stays last: MyCat reads the layout once it is there.
+    assert paths[-1] == ""

@@ -139,3 +139,31 @@ def test_empty_vips_is_an_error_even_after_other_problems():
     lines = [str(p) for p in errors(problems)]
     assert any("virtual_router_id: must be integer" in line for line in lines), lines
     assert any("vrrp_groups[1].vips: at least one VIP is needed" in line for line in lines), lines
+
+
+# ----------------------------------------------------------------------------------------------
+# mycat.version: which MyCat release validation follows
+
+
+def _with_mycat(section: str) -> str:
+    return (EXAMPLE_CONFIGS / "stackha.yaml").read_text() + "\n" + section + "\n"
+
+
+def test_mycat_version_defaults_to_1_6_6_1():
+    spec, problems = parse_spec((EXAMPLE_CONFIGS / "stackha.yaml").read_text())
+    assert spec is not None, problems
+    assert spec.mycat.version == "1.6.6.1"
+
+
+def test_mycat_version_1_6_7_is_read():
+    spec, problems = parse_spec(_with_mycat('mycat: {version: "1.6.7"}'))
+    assert spec is not None, problems
+    assert spec.mycat.version == "1.6.7"
+
+
+@pytest.mark.parametrize("value", ["1.6", '"1.5.1"', "{a: 1}"])
+def test_unknown_mycat_version_is_an_error(value: str):
+    spec, problems = parse_spec(_with_mycat(f"mycat: {{version: {value}}}"))
+    assert spec is None
+    assert any(p.where.endswith("mycat.version") and "not a MyCat release" in p.reason
+               for p in problems), problems

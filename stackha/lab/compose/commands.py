@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 from stackha.lab.compose import engine
 from stackha.lab.compose.backend import Backend, LabError, backend_from_schema
 from stackha.lab.compose.digests import LABEL, image_digests, source_files, tree_files
+from stackha.lab.compose.hostnet import allow_bridge_local, remove_bridge_local
 from stackha.lab.compose.labtls import lab_tls_env, lab_tls_files
 from stackha.lab.compose.render import (
     LabOptions,
@@ -72,6 +74,25 @@ def mycat_tarball(compose_dir: Path) -> str | None:
     return found[0].name if found else None
 
 
+def place_tarball(tarball: Path, compose_dir: Path) -> str:
+    """Put the MyCat release into the image's build context (compose/mycat/, git-ignored),
+    the only one there: the build takes what it finds. Returns its name."""
+    if not tarball.is_file():
+        raise LabError(f"--mycat-tarball {tarball}: no such file")
+    if not tarball.name.endswith((".tar.gz", ".tgz")):
+        raise LabError(f"--mycat-tarball {tarball}: not a .tar.gz (a MyCat 1.6 release)")
+    name = tarball.name if tarball.name.startswith("Mycat-server-") \
+        else f"Mycat-server-{tarball.name}"
+    target = compose_dir / "mycat" / name
+    for other in (compose_dir / "mycat").glob("Mycat-server-*.tar.gz"):
+        if other != target:
+            other.unlink()
+    if not target.is_file() or target.stat().st_size != tarball.stat().st_size \
+            or target.read_bytes() != tarball.read_bytes():
+        shutil.copyfile(tarball, target)
+    return name
+
+
 def load_lab(args: argparse.Namespace, spec: StackSpec) -> Lab:
     schema = args.configs / "mycat" / "schema.xml"
     try:
@@ -79,6 +100,8 @@ def load_lab(args: argparse.Namespace, spec: StackSpec) -> Lab:
     except OSError as exc:
         raise LabError(f"{schema}: cannot read: {exc.strerror}") from exc
     compose_dir = args.compose_dir.resolve()
+    if getattr(args, "mycat_tarball", None) is not None:
+        os.environ["MYCAT_TARBALL"] = place_tarball(args.mycat_tarball, compose_dir)
     options = LabOptions(configs_mount=os.path.relpath(args.configs.resolve(), compose_dir),
                          mycat_release=mycat_tarball(compose_dir) is not None)
     return Lab(spec, backend, options, compose_dir, args.configs)
@@ -117,6 +140,7 @@ def _push(lab: Lab, deadline: float, _emit: Emit, signing_key: Path) -> None:
     ZooKeeper answers (the ensemble needs a few seconds)."""
     from stackha.coordinator.publish import ConfigRejected, publish_configs
     from stackha.store.base import StoreError
+    from stackha.store.connect import open_store
 
     try:
         key = load_private(signing_key)
@@ -124,6 +148,13 @@ def _push(lab: Lab, deadline: float, _emit: Emit, signing_key: Path) -> None:
         raise LabError(str(exc)) from exc
     while True:
         try:
+            # `stackha init` first: the lab's tree is its own, and a node whose credential
+            # was re-issued gets its ACLs back before the push checks them.
+            store = open_store(lab.spec, None, "coordinator")
+            try:
+                store.ensure_layout(take_over=True)
+            finally:
+                store.close()
             result = publish_configs(lab.configs, None, "stackha up", signing_key=key)
             break
         except ConfigRejected as exc:
@@ -193,6 +224,9 @@ def cmd_up(args: argparse.Namespace, spec: StackSpec, _emit: Emit) -> int:
         _emit(f"wrote {lab.file}")
     project = lab.project()
     _build_images(lab, project, client, args.build, _emit)
+    if allow_bridge_local(lab.options.bridge_name):
+        _emit(f"iptables: frames inside {lab.options.bridge_name} accepted (DOCKER-USER), "
+              "so VRRP adverts pass on the internal lab network")
     _emit("starting the containers ...")
     # Certificates are bind-mounted files: a container started with the old ones keeps its
     # TLS context, so new ones mean recreating the containers (rotation).
@@ -243,6 +277,7 @@ def cmd_down(args: argparse.Namespace, _emit: Emit) -> int:
     if args.volumes:
         down.append("--volumes")
     project.run_checked(*down, what="stopping the lab", capture=True)
+    remove_bridge_local(LabOptions().bridge_name)
     left = {kind: names for kind, names in engine.leftovers(client, args.project).items()
             if names}
     if left:

@@ -62,7 +62,8 @@ class LabOptions:
     project: str = "stackha"
     # Paths as the compose file sees them (relative to its directory).
     configs_mount: str = "../configs"
-    agent_env_file: str = ".stackha/agent.env"
+    # Each node's own credential (stackha.lab.compose.secrets): {node} is its name.
+    agent_env_file: str = ".stackha/agent-{node}.env"
     mycat_password_file: str = ".stackha/mycat-check.password"
     trusted_key_file: str = ".stackha/signing.pub"
     # False: no MyCat release was given, the realservers run mycat-standin.
@@ -153,7 +154,12 @@ def agent_options(spec: StackSpec, node: Node) -> dict[str, Any]:
         check = spec.health_check("mycat")
         options |= {"mycat-dir": MYCAT_DIR,
                     "mycat-manager": f"127.0.0.1:{check.manager_port or 9066}",
-                    "mycat-reload": "stackha-lab-service reload mycat"}
+                    "mycat-reload": "stackha-lab-service reload mycat",
+                    # The first reload starts MyCat: a JVM on a busy machine needs longer
+                    # than the 20 s default.
+                    "reload-timeout": 120,
+                    # Lab traffic stays in the lab: no version naming another backend.
+                    "mycat-backend-network": [str(lab_network(spec))]}
         if check.user:
             options["mycat-health"] = True
     if spec.groups_of(node.name):
@@ -217,7 +223,7 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         # check accepts (nobody but root may write it).
         "configs": [{"source": _agent_config_name(node), "target": AGENT_CONFIG_IN_CONTAINER}],
         "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
-        "env_file": [options.agent_env_file],
+        "env_file": [options.agent_env_file.format(node=node.name)],
         "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro",
                     f"{options.trusted_key_file}:{TRUSTED_KEY_IN_CONTAINER}:ro"],
         "networks": {NETWORK: {"ipv4_address": str(node.address)}},
@@ -232,6 +238,8 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         where = _tls_client_dir(spec)
         service["volumes"].append(f"{options.tls_dir}/{node.name}:{where}:ro")
     if "mycat" in node.roles:
+        # stackha-lab-service starts MyCat only on files whose backends are in here.
+        service["environment"]["STACKHA_LAB_NETWORK"] = str(lab_network(spec))
         service["labels"]["stackha.mycat"] = "release" if options.mycat_release else "standin"
     if caps := _capabilities(spec, node):
         service["cap_add"] = caps
@@ -339,6 +347,9 @@ def compose_document(spec: StackSpec, backend: Backend,
         "configs": _agent_configs(spec),
         "networks": {NETWORK: {
             "driver": "bridge",
+            # No route out: nothing in the lab reaches past the bridge (no NAT, no gateway
+            # beyond the host's own address on it).
+            "internal": True,
             "driver_opts": {"com.docker.network.bridge.name": options.bridge_name},
             "ipam": {"config": [{"subnet": str(network), "gateway": str(gateway)}]},
         }},

@@ -1,10 +1,12 @@
 """The lab's ZooKeeper credentials: generated once, kept in compose/.stackha/ (mode 0600).
 
-``lab.env`` holds both (for the coordinator on the host: `set -a; . compose/.stackha/lab.env`)
-and the path of the lab's signing key, ``agent.env`` only the agent's credential, the one file
-the agent containers get (with the signing key's public half, ``signing.pub``, mounted).
-Credentials already in the environment win and are written to the files, so host and
-containers always agree.
+``lab.env`` holds the coordinator's credential, the path of the agent registry and the path of
+the lab's signing key (for the coordinator on the host: `set -a; . compose/.stackha/lab.env`).
+Every node has its own credential (``stackha credentials issue``): ``agent-<node>.env`` holds
+only that node's, the one file its container gets (with the signing key's public half,
+``signing.pub``, mounted), and ``agents.registry`` their digests. A coordinator credential
+already in the environment wins and is written to the file, so host and containers always
+agree.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from pathlib import Path
 
 from stackha.lab.compose.backend import LabError
 from stackha.model.spec import StackSpec
+from stackha.store.registry import REGISTRY_ENV, issue, read_registry
 
 LAB_ENV = "lab.env"
-AGENT_ENV = "agent.env"
+REGISTRY_FILE = "agents.registry"
+
+
+def agent_env_file(node: str) -> str:
+    return f"agent-{node}.env"
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -53,20 +60,31 @@ def _write_private(path: Path, lines: list[str]) -> None:
 def lab_credentials(spec: StackSpec, directory: Path,
                     environ: Mapping[str, str] = os.environ,
                     extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Both credentials by variable name: from the environment, the kept file, or new.
-    ``extra`` (the signing key's path) goes into lab.env only, never to the agents."""
+    """What the host's coordinator needs, by variable name (the coordinator credential and
+    the registry): from the environment, the kept file, or new. Every node of the spec gets
+    its own credential once (kept across runs; delete its file to rotate it). ``extra`` (the
+    signing key's path) goes into lab.env only, never to the agents."""
     coordinator_var, agent_var = _env_names(spec)
     kept = {}
     if (directory / LAB_ENV).exists():
         kept = parse_env_file((directory / LAB_ENV).read_text())
-    values = dict(extra or {})
-    for var, user in ((coordinator_var, "coordinator"), (agent_var, "agent")):
-        values[var] = (environ.get(var) or kept.get(var)
-                       or f"{user}:{secrets.token_urlsafe(18)}")
     directory.mkdir(parents=True, exist_ok=True)
+    registry = (directory / REGISTRY_FILE).resolve()
+    values = {**(extra or {}),
+              coordinator_var: (environ.get(coordinator_var) or kept.get(coordinator_var)
+                                or f"coordinator:{secrets.token_urlsafe(18)}"),
+              REGISTRY_ENV: str(registry)}
     header = "# stackha lab credentials, made by `stackha up`; keep private."
     _write_private(directory / LAB_ENV, [header, *(f"{k}={v}" for k, v in values.items())])
-    _write_private(directory / AGENT_ENV, [header, f"{agent_var}={values[agent_var]}"])
+    known = read_registry(registry).digests
+    for node in spec.nodes:
+        path = directory / agent_env_file(node.name)
+        if node.name in known and path.exists():
+            continue
+        credential = directory / f".{node.name}.credential"
+        issue(node.name, registry, credential)
+        _write_private(path, [header, f"{agent_var}={credential.read_text().strip()}"])
+        credential.unlink()
     return values
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from stackha.lab.compose.backend import LabError
+from stackha.lab.compose.bridge import lab_down_reason, zookeeper_addresses
 from stackha.lab.compose.commands import PRIVATE_DIR
 from stackha.lab.compose.engine import docker_client
 from stackha.lab.compose.labtls import lab_tls_env
@@ -37,6 +38,11 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
     os.environ.update(load_lab_credentials(args.compose_dir.resolve() / PRIVATE_DIR))
     os.environ.update(lab_tls_env(args.compose_dir.resolve() / PRIVATE_DIR))
     spec = read_spec(args.configs)
+    targets = zookeeper_addresses(args.zk or spec.zookeeper.hosts) + \
+        [n.address for n in spec.nodes] + [v.ip for g in spec.vrrp_groups for v in g.vips]
+    down = lab_down_reason(targets, args.compose_dir.resolve() / "compose.yaml")
+    if down is not None:
+        raise error(down)
     # A ZooKeeper outage is part of the drill: kazoo's reconnect warnings are expected.
     logging.getLogger("kazoo").setLevel(logging.ERROR)
     try:

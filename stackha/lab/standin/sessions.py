@@ -391,6 +391,18 @@ class ManagerSession(StandinSession):
             return _local_result(_HEARTBEAT_COLUMNS, await state.heartbeat_rows())
         if text == "show @@datasource":
             return _local_result(_DATASOURCE_COLUMNS, state.datasource_rows())
+        if text == "show @@database":
+            return _local_result([("DATABASE", ColumnType.VAR_STRING)],
+                                 [(name,) for name in sorted(state.config.schemas)])
+        if match := re.fullmatch(r"show @@datanode(?: where schema\s*=\s*'?(\w+)'?)?", text):
+            # Like MyCat 1.6.6.1: rows only with a schema named (the bare command lists none).
+            schema = state.config.schemas.get(match.group(1) or "")
+            names = set(schema.data_nodes) if schema is not None else set()
+            return _local_result(
+                [("NAME", ColumnType.VAR_STRING), ("DATHOST", ColumnType.VAR_STRING)],
+                [(n.name, f"{n.data_host}/{n.database}")
+                 for n in sorted(state.config.data_nodes.values(), key=lambda n: n.name)
+                 if n.name in names])
         if text == "show @@version":
             return _local_result([("VERSION", ColumnType.VAR_STRING)], [(VERSION,)])
         if text == "reload @@config":

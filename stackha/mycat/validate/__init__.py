@@ -22,7 +22,9 @@ from types import MappingProxyType
 
 from stackha.model.problems import Problem
 from stackha.mycat.validate.grammar import (
+    DEFAULT_MYCAT_VERSION,
     MAX_EXPANDED_NAMES,
+    MYCAT_VERSIONS,
     RULE_XML,
     SCHEMA_XML,
     SERVER_XML,
@@ -35,10 +37,17 @@ from stackha.mycat.validate.grammar import (
 from stackha.mycat.validate.model import DbInstance, MycatModel
 from stackha.mycat.validate.rules import RuleFacts, check_rule_xml
 from stackha.mycat.validate.schema import SchemaFacts, check_schema_xml
-from stackha.mycat.validate.server import SEQUENCE_PROPERTIES, ServerFacts, check_server_xml
+from stackha.mycat.validate.server import (
+    SEQUENCE_PROPERTIES,
+    ServerFacts,
+    check_sequences,
+    check_server_xml,
+)
 
 __all__ = [
+    "DEFAULT_MYCAT_VERSION",
     "MAX_EXPANDED_NAMES",
+    "MYCAT_VERSIONS",
     "DbInstance",
     "MycatModel",
     "expand_names",
@@ -47,14 +56,18 @@ __all__ = [
 ]
 
 
-def validate_mycat(files: Mapping[str, bytes], prefix: str = "mycat/"
+def validate_mycat(files: Mapping[str, bytes], prefix: str = "mycat/",
+                   version: str = DEFAULT_MYCAT_VERSION
                    ) -> tuple[MycatModel | None, list[Problem]]:
     """Validate MyCat's three XML files from a bundle-like mapping of path -> bytes.
 
     Other files under ``prefix`` are ignored. Every problem found is returned; the model is
     None when a file is missing or cannot be parsed, otherwise it describes what was read
-    (even if there are errors - callers decide with ``problems.errors``).
+    (even if there are errors - callers decide with ``problems.errors``). ``version`` is
+    the MyCat release the files are for (the spec's mycat.version).
     """
+    if version not in MYCAT_VERSIONS:
+        raise ValueError(f"unknown MyCat version {version!r}; known: {', '.join(MYCAT_VERSIONS)}")
     problems: list[Problem] = []
     parsed: dict[str, Element] = {}
     reports: dict[str, Report] = {}
@@ -66,14 +79,15 @@ def validate_mycat(files: Mapping[str, bytes], prefix: str = "mycat/"
             report.add("", "missing: MyCat 1.6 does not start without it")
             continue
         result = parse(data, report)
-        if result is not None and check_document(*result, file_name, report):
+        if result is not None and check_document(*result, file_name, report, version):
             parsed[file_name] = result[0]
-    rules = (check_rule_xml(parsed[RULE_XML], reports[RULE_XML])
+    rules = (check_rule_xml(parsed[RULE_XML], reports[RULE_XML], files, prefix)
              if RULE_XML in parsed else None)
     schemas = (check_schema_xml(parsed[SCHEMA_XML], rules, reports[SCHEMA_XML])
                if SCHEMA_XML in parsed else None)
     server = (check_server_xml(parsed[SERVER_XML], schemas, files, prefix, reports[SERVER_XML])
               if SERVER_XML in parsed else None)
+    check_sequences(files, prefix, Report(prefix + SEQUENCE_PROPERTIES, problems))
     problems.sort(key=_reading_order)
     if rules is None or schemas is None or server is None:
         return None, problems
@@ -86,13 +100,14 @@ def _reading_order(problem: Problem) -> tuple[str, int]:
     return problem.file, int(match.group(1)) if match else 0
 
 
-def validate_mycat_dir(directory: Path, prefix: str = "mycat/"
+def validate_mycat_dir(directory: Path, prefix: str = "mycat/",
+                       version: str = DEFAULT_MYCAT_VERSION
                        ) -> tuple[MycatModel | None, list[Problem]]:
     """Validate the MyCat files of one conf directory; problems name them ``prefix + name``."""
-    names = (SCHEMA_XML, SERVER_XML, RULE_XML, SEQUENCE_PROPERTIES)
-    files = {prefix + name: (directory / name).read_bytes()
-             for name in names if (directory / name).is_file()}
-    return validate_mycat(files, prefix)
+    # Every file: map files and sequence files are read by the checks that need them.
+    files = {prefix + path.name: path.read_bytes()
+             for path in sorted(directory.iterdir()) if path.is_file()}
+    return validate_mycat(files, prefix, version)
 
 
 def _frozen(mapping: Mapping) -> Mapping:

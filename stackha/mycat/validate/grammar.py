@@ -234,6 +234,9 @@ class _Attr:
     kind: str = "text"  # text | nmtoken | int | bool | choice | fixed
     choices: tuple[str, ...] = ()
     allow_empty: bool = True
+    # Declared NMTOKEN in MyCat's DTD: the parser trims the value and it must be one name
+    # token, whatever MyCat then reads it as (a boolean, a choice).
+    token: bool = False
 
 
 @dataclass(frozen=True)
@@ -251,18 +254,20 @@ _TOKEN = _Attr(kind="nmtoken")
 _INTEGER = _Attr(kind="int")
 _REQUIRED_INTEGER = _Attr(required=True, kind="int", allow_empty=False)
 # MyCat's grammar types these as name tokens, which cannot be empty.
-_BOOLEAN = _Attr(kind="bool", allow_empty=False)
-_REQUIRED_BOOLEAN = _Attr(required=True, kind="bool", allow_empty=False)
-_TABLE_TYPE = _Attr(kind="choice", choices=("global", "normal"), allow_empty=False)
+_BOOLEAN = _Attr(kind="bool", allow_empty=False, token=True)
+_REQUIRED_BOOLEAN = _Attr(required=True, kind="bool", allow_empty=False, token=True)
+_TABLE_TYPE = _Attr(kind="choice", choices=("global", "normal"), allow_empty=False, token=True)
 _DECRYPT = _Attr(kind="choice", choices=("0", "1"))
 _NAMESPACE = _Attr(kind="fixed", choices=(NAMESPACE,))
 _PROPERTY = _ElementRule({"name": _REQUIRED_TOKEN}, text=True)
 _MANY = None
 
-_DB_INSTANCE_ATTRS = {
+# MyCat 1.6.6.1's schema.dtd declares weight on readHost only.
+_WRITE_HOST_ATTRS = {
     "host": _REQUIRED_TOKEN, "url": _REQUIRED, "user": _REQUIRED,
-    "password": _Attr(required=True), "usingDecrypt": _DECRYPT, "weight": _INTEGER,
+    "password": _Attr(required=True), "usingDecrypt": _DECRYPT,
 }
+_READ_HOST_ATTRS = {**_WRITE_HOST_ATTRS, "weight": _INTEGER}
 
 _SCHEMA_GRAMMAR: Mapping[str, _ElementRule] = {
     "mycat:schema": _ElementRule(
@@ -270,7 +275,7 @@ _SCHEMA_GRAMMAR: Mapping[str, _ElementRule] = {
         (("schema", 0, _MANY), ("dataNode", 0, _MANY), ("dataHost", 0, _MANY))),
     "schema": _ElementRule(
         {"name": _REQUIRED_TOKEN, "checkSQLschema": _BOOLEAN, "sqlMaxLimit": _INTEGER,
-         "dataNode": _TEXT, "randomDataNode": _TEXT},
+         "dataNode": _TEXT},
         (("table", 0, _MANY),)),
     "table": _ElementRule(
         {"name": _REQUIRED, "dataNode": _REQUIRED, "rule": _TOKEN, "ruleRequired": _BOOLEAN,
@@ -280,19 +285,20 @@ _SCHEMA_GRAMMAR: Mapping[str, _ElementRule] = {
         (("childTable", 0, _MANY),)),
     "childTable": _ElementRule(
         {"name": _REQUIRED_TOKEN, "joinKey": _REQUIRED_TOKEN, "parentKey": _REQUIRED_TOKEN,
-         "primaryKey": _TOKEN, "autoIncrement": _BOOLEAN, "needAddLimit": _BOOLEAN},
+         "primaryKey": _TOKEN, "autoIncrement": _BOOLEAN},
         (("childTable", 0, _MANY),)),
     "dataNode": _ElementRule({"name": _REQUIRED, "dataHost": _REQUIRED, "database": _REQUIRED}),
     "dataHost": _ElementRule(
         {"name": _REQUIRED_TOKEN, "balance": _REQUIRED_INTEGER, "maxCon": _REQUIRED_INTEGER,
          "minCon": _REQUIRED_INTEGER, "dbType": _REQUIRED, "dbDriver": _REQUIRED,
          "writeType": _INTEGER, "switchType": _INTEGER, "slaveThreshold": _INTEGER,
-         "tempReadHostAvailable": _INTEGER, "notSwitch": _TEXT},
+         "tempReadHostAvailable": _INTEGER, "maxRetryCount": _INTEGER, "filters": _TEXT,
+         "logTime": _INTEGER, "slaveIDs": _TEXT},
         (("heartbeat", 1, 1), ("connectionInitSql", 0, 1), ("writeHost", 1, _MANY))),
     "heartbeat": _ElementRule(text=True),
     "connectionInitSql": _ElementRule(text=True),
-    "writeHost": _ElementRule(_DB_INSTANCE_ATTRS, (("readHost", 0, _MANY),)),
-    "readHost": _ElementRule(_DB_INSTANCE_ATTRS),
+    "writeHost": _ElementRule(_WRITE_HOST_ATTRS, (("readHost", 0, _MANY),)),
+    "readHost": _ElementRule(_READ_HOST_ATTRS),
 }
 
 _SERVER_GRAMMAR: Mapping[str, _ElementRule] = {
@@ -332,6 +338,26 @@ _RULE_GRAMMAR: Mapping[str, _ElementRule] = {
 
 GRAMMARS = {SCHEMA_XML: _SCHEMA_GRAMMAR, SERVER_XML: _SERVER_GRAMMAR, RULE_XML: _RULE_GRAMMAR}
 
+# The MyCat releases stackha knows; the grammar above is 1.6.6.1's (its jar's DTDs).
+MYCAT_VERSIONS = ("1.6.6.1", "1.6.7")
+DEFAULT_MYCAT_VERSION = "1.6.6.1"
+# Attributes 1.6.7's schema.dtd adds; 1.6.6.1's validating parser refuses the whole file.
+_ADDED_IN_1_6_7: Mapping[str, Mapping[str, _Attr]] = {
+    "dataHost": {"notSwitch": _TEXT, "balanceType": _TEXT},
+    "childTable": {"needAddLimit": _BOOLEAN},
+}
+
+
+def grammar_for(file_name: str, version: str) -> Mapping[str, _ElementRule]:
+    grammar = GRAMMARS[file_name]
+    if version == DEFAULT_MYCAT_VERSION or file_name != SCHEMA_XML:
+        return grammar
+    extended = dict(grammar)
+    for tag, extra in _ADDED_IN_1_6_7.items():
+        rule = grammar[tag]
+        extended[tag] = _ElementRule({**rule.attrs, **extra}, rule.children, rule.text)
+    return extended
+
 # Elements people carry over from older MyCat releases, with what 1.6 wants instead.
 _RETIRED = {
     "quarantine": "<quarantine> was replaced by <firewall> in MyCat 1.6",
@@ -339,7 +365,7 @@ _RETIRED = {
 
 
 def check_document(root: Element, doctype: _Doctype | None, file_name: str,
-                   report: Report) -> bool:
+                   report: Report, version: str = DEFAULT_MYCAT_VERSION) -> bool:
     """The grammar checks. Returns False when the root is wrong, so nothing else is checked."""
     expected = ROOTS[file_name]
     if root.tag != expected:
@@ -360,7 +386,7 @@ def check_document(root: Element, doctype: _Doctype | None, file_name: str,
         if doctype.internal_subset:
             report.add(f"line {doctype.line}", "internal DTD subset refused: it would amend "
                                                "MyCat's grammar")
-    _check_element(root, GRAMMARS[file_name], report)
+    _check_element(root, grammar_for(file_name, version), report)
     return True
 
 
@@ -429,7 +455,7 @@ def _check_attributes(node: Element, attrs: Mapping[str, _Attr], report: Report)
                 report.error(node, f"missing required attribute '{name}' on <{node.tag}>")
             continue
         value = node.attrs[name]
-        if spec.kind == "nmtoken":
+        if spec.kind == "nmtoken" or spec.token:
             # The parser collapses surrounding whitespace of token attributes before MyCat
             # reads them, so keep the value it would see.
             value = node.attrs[name] = " ".join(value.split())
@@ -446,7 +472,7 @@ def _attribute_problem(value: str, spec: _Attr) -> str | None:
         if spec.kind == "nmtoken" or not spec.allow_empty:
             return "must not be empty"
         return None
-    if spec.kind == "nmtoken" and not _NMTOKEN.fullmatch(value):
+    if (spec.kind == "nmtoken" or spec.token) and not _NMTOKEN.fullmatch(value):
         return f"must be a single name token (letters, digits, '.', '-', '_'), got {value!r}"
     if spec.kind == "int" and java_int(value) is None:
         return f"must be an integer, got {value!r}"

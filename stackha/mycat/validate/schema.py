@@ -3,11 +3,24 @@ schemas and their tables, against rule.xml's tableRules)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from stackha.mycat.validate.grammar import Element, Report, expand_names, java_int
 from stackha.mycat.validate.model import DbInstance
 from stackha.mycat.validate.rules import RuleFacts, partition_count
+
+_DATA_HOST_CHOICES = {"balance": (0, 1, 2, 3), "writeType": (0, 1, 2),
+                      "switchType": (-1, 1, 2, 3)}
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def check_encrypted(element: Element, password: str, report: Report) -> None:
+    """usingDecrypt=1: MyCat decrypts the password at start and stops if it cannot. A value
+    that is not even base64 cannot decrypt (stackha cannot check the key itself)."""
+    if not password or len(password) % 4 or not _BASE64.fullmatch(password):
+        report.error(element, "usingDecrypt is 1 but the password is not an encrypted (base64) "
+                              "value: MyCat stops when it cannot decrypt it")
 
 
 @dataclass
@@ -57,12 +70,17 @@ def _db_instance(element: Element, driver: str | None, report: Report,
                  read_hosts: tuple[DbInstance, ...] = ()) -> DbInstance:
     url = element.attrs.get("url", "")
     if url and driver == "native":
-        host, colon, port = url.rpartition(":")
+        # MyCat splits at the first colon and reads the rest as a Java int.
+        host, colon, port = url.partition(":")
         number = java_int(port.strip())
-        if not colon or not host.strip() or number is None or not 0 < number < 65536:
+        if not colon or not host.strip() or number is None:
             report.error(element, f"url {url!r} must be host:port for dbDriver native")
+        elif not 0 < number < 65536:
+            report.error(element, f"url {url!r}: port {number} is not a TCP port")
     elif url and driver == "jdbc" and not url.startswith("jdbc:"):
         report.error(element, f"url {url!r} must be a jdbc: URL for dbDriver jdbc")
+    if element.attrs.get("usingDecrypt") == "1":
+        check_encrypted(element, element.attrs.get("password", ""), report)
     weight = element.attrs.get("weight")
     return DbInstance(element.attrs.get("host", ""), url, element.attrs.get("user", ""),
                       element.attrs.get("password", ""),
@@ -76,12 +94,26 @@ def _check_data_host(element: Element, facts: SchemaFacts, report: Report) -> No
     if driver is not None and driver not in ("native", "jdbc"):
         report.error(element, f"dbDriver must be native or jdbc, got {driver!r}")
         driver = None
-    if driver == "native" and db_type.lower() not in ("mysql", "postgresql"):
+    # MyCat compares "mysql" exactly, "postgresql" ignoring case.
+    if driver == "native" and db_type != "mysql" and db_type.lower() != "postgresql":
         report.error(element, f"dbDriver native only speaks to mysql or postgresql, "
                               f"not dbType {db_type!r}; use dbDriver jdbc")
     max_con, min_con = element.attrs.get("maxCon"), element.attrs.get("minCon")
     if max_con is not None and min_con is not None and int(min_con) > int(max_con):
         report.warning(element, f"minCon {min_con} is larger than maxCon {max_con}")
+    for key, allowed in _DATA_HOST_CHOICES.items():
+        value = element.attrs.get(key)
+        if value is not None and java_int(value) not in allowed:
+            # MyCat loads any integer here and quietly falls back to its default behaviour.
+            report.error(element, f"{key} {value} means nothing to MyCat 1.6; use one of "
+                                  f"{', '.join(map(str, allowed))}")
+    hosts: set[str] = set()
+    for write in element.iter("writeHost"):
+        host = write.attrs.get("host")
+        if host is not None and host in hosts:
+            report.error(write, f"duplicate writeHost host '{host}' in this dataHost")
+        if host is not None:
+            hosts.add(host)
     for heartbeat in element.iter("heartbeat"):
         if not heartbeat.text.strip() and not heartbeat.children:
             report.warning(heartbeat, "heartbeat is empty: every backend would be marked down")
@@ -131,15 +163,13 @@ def _check_data_node(element: Element, facts: SchemaFacts, first_seen: dict[str,
 def _check_schema(element: Element, facts: SchemaFacts, rules: RuleFacts | None,
                   report: Report) -> None:
     name = element.attrs.get("name")
-    default_node = element.attrs.get("dataNode", "").strip()
+    # Not trimmed by MyCat: "dn1 " names no dataNode.
+    default_node = element.attrs.get("dataNode", "")
     if default_node:
         if "," in default_node or "$" in default_node:
             report.error(element, f"dataNode {default_node!r} must name a single dataNode")
         elif default_node not in facts.declared_nodes:
             report.error(element, f"dataNode '{default_node}' is not defined")
-    for node in _expand(element, "randomDataNode", report) or ():
-        if node not in facts.declared_nodes:
-            report.error(element, f"randomDataNode '{node}' is not defined")
     tables: list[_Table] = []
     seen: dict[str, _Table] = {}
     for table in element.iter("table"):
@@ -172,7 +202,7 @@ def _check_table(element: Element, facts: SchemaFacts, rules: RuleFacts | None,
     raw_names = element.attrs.get("name", "")
     names = [item.strip() for item in raw_names.split(",")] if raw_names.strip() else []
     if any(not item for item in names):
-        report.error(element, f"attribute 'name' has an empty item in {raw_names!r}")
+        report.warning(element, f"attribute 'name' has an empty item in {raw_names!r}")
         names = [item for item in names if item]
     nodes = _expand(element, "dataNode", report) or ()
     for node in dict.fromkeys(nodes):

@@ -3,6 +3,7 @@ privileges, firewall and cluster), against schema.xml's schemas."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from stackha.mycat.validate.grammar import (
     read_properties,
     split_list,
 )
-from stackha.mycat.validate.schema import SchemaFacts
+from stackha.mycat.validate.schema import SchemaFacts, check_encrypted
 
 SEQUENCE_PROPERTIES = "sequence_conf.properties"
 USER_PROPERTIES = frozenset({"password", "usingDecrypt", "schemas", "readOnly", "benchmark",
@@ -29,6 +30,35 @@ _INTEGER_SYSTEM_PROPERTIES = frozenset({
     "useOffHeapForMerge", "useCompression", "maxPacketSize", "defaultMaxLimit",
     "packetHeaderSize",
 })
+# Every property MyCat 1.6.6.1's SystemConfig has a setter for. Any other name is silently
+# ignored by MyCat, so a typo ("serverport") quietly keeps the default.
+_SYSTEM_PROPERTIES = frozenset({
+    "defaultSqlParser", "useOffHeapForMerge", "memoryPageSize", "spillsFileBufferSize",
+    "useStreamOutput", "systemReserveMemorySize", "useZKSwitch", "xARecoveryLogBaseDir",
+    "xARecoveryLogBaseName", "useGlobleTableCheck", "glableTableCheckPeriod", "sqlInterceptor",
+    "sequnceHandlerType", "packetHeaderSize", "catletClassCheckSeconds", "maxPacketSize",
+    "frontWriteQueueSize", "bindIp", "defaultMaxLimit", "useSqlStat", "useCompression",
+    "charset", "fakeMySQLVersion", "serverPort", "managerPort", "processors",
+    "processorExecutor", "managerExecutor", "timerExecutor", "idleTimeout",
+    "processorCheckPeriod", "dataNodeIdleCheckPeriod", "dataNodeHeartbeatPeriod",
+    "clusterHeartbeatUser", "sqlExecuteTimeout", "clusterHeartbeatPass",
+    "clusterHeartbeatPeriod", "clusterHeartbeatTimeout", "clusterHeartbeatRetry",
+    "txIsolation", "parserCommentVersion", "sqlRecordCount", "bufferPoolChunkSize",
+    "maxResultSet", "bigResultSizeSqlCount", "bufferUsagePercent", "flowControlRejectStrategy",
+    "clearBigSqLResultSetMapMs", "bufferPoolPageSize", "bufferPoolPageNumber",
+    "frontSocketSoRcvbuf", "frontSocketSoSndbuf", "backSocketSoRcvbuf", "backSocketSoSndbuf",
+    "frontSocketNoDelay", "backSocketNoDelay", "maxStringLiteralLength", "mutiNodeLimitType",
+    "mutiNodePatchSize", "processorBufferLocalPercent", "sqlInterceptorType",
+    "sqlInterceptorFile", "usingAIO", "mycatNodeId", "checkTableConsistency",
+    "checkTableConsistencyPeriod", "processorBufferPoolType", "handleDistributedTransactions",
+    "useHandshakeV10", "nonePasswordLogin", "subqueryRelationshipCheck", "strictTxIsolation",
+    "sequnceMySqlRetryCount", "sequnceMySqlWaitTime",
+})
+# 0 local file, 1 database, 2 local time, 3 ZooKeeper distributed, 4 ZooKeeper increment.
+_SEQUENCE_HANDLERS = range(5)
+SEQUENCE_TIME_PROPERTIES = "sequence_time_conf.properties"
+SEQUENCE_FILES = (SEQUENCE_PROPERTIES, "sequence_db_conf.properties",
+                  "sequence_distributed_conf.properties", SEQUENCE_TIME_PROPERTIES)
 _DML = re.compile(r"[01]{4}")
 
 
@@ -64,6 +94,24 @@ def check_server_xml(root: Element, schemas: SchemaFacts | None, files: Mapping[
 def _check_system(system: Element, files: Mapping[str, bytes], prefix: str,
                   report: Report) -> dict[str, str]:
     values = read_properties(system, report, "system")
+    for name in values:
+        if name not in _SYSTEM_PROPERTIES:
+            report.error(property_element(system, name),
+                         f"unknown system property '{name}': MyCat 1.6 ignores it")
+    bind_ip = values.get("bindIp")
+    if bind_ip is not None:
+        try:
+            ipaddress.ip_address(bind_ip)
+        except ValueError:
+            report.error(property_element(system, "bindIp"),
+                         f"bindIp {bind_ip!r} is not an IP address: MyCat cannot listen on it")
+    handler = java_int(values.get("sequnceHandlerType", "0"))
+    if handler is not None and handler not in _SEQUENCE_HANDLERS:
+        report.error(property_element(system, "sequnceHandlerType"),
+                     f"sequnceHandlerType {handler} is none of MyCat's (0-4): no sequence "
+                     "would ever be handed out")
+    if handler == 2:
+        _check_time_sequence(system, files, prefix, report)
     for name, value in values.items():
         if name in _INTEGER_SYSTEM_PROPERTIES and java_int(value, 64) is None:
             report.error(property_element(system, name),
@@ -86,6 +134,57 @@ def _check_system(system: Element, files: Mapping[str, bytes], prefix: str,
     return values
 
 
+def _check_time_sequence(system: Element, files: Mapping[str, bytes], prefix: str,
+                         report: Report) -> None:
+    """sequnceHandlerType 2 reads WORKID and DATAACENTERID when MyCat starts (the copy in
+    MyCat's jar when the set has none) and stops if they are not numbers."""
+    data = files.get(prefix + SEQUENCE_TIME_PROPERTIES)
+    if data is None:
+        return
+    values = _properties(data)
+    for key in ("WORKID", "DATAACENTERID"):
+        number = java_int(values.get(key, ""), 64)
+        if number is None or not 0 <= number <= 31:
+            report.error(property_element(system, "sequnceHandlerType"),
+                         f"{SEQUENCE_TIME_PROPERTIES}: {key} must be a number 0-31, got "
+                         f"{values.get(key)!r}")
+
+
+def _properties(data: bytes) -> dict[str, str]:
+    """A Java properties file, as far as MyCat's sequence files use it (key=value lines)."""
+    values: dict[str, str] = {}
+    for line in data.decode("latin-1").splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, _, value = line.replace(":", "=", 1).partition("=") if "=" not in line \
+            else line.partition("=")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def check_sequences(files: Mapping[str, bytes], prefix: str, report: Report) -> None:
+    """sequence_conf.properties: MyCat reads it only when a sequence is first used, so a bad
+    value loads fine and fails the first insert that needs an id."""
+    data = files.get(prefix + SEQUENCE_PROPERTIES)
+    if data is None:
+        return
+    values = _properties(data)
+    names = {key.rsplit(".", 1)[0] for key in values
+             if key.rsplit(".", 1)[-1] in ("MINID", "MAXID", "CURID")}
+    for name in sorted(names):
+        numbers = {}
+        for part in ("MINID", "MAXID", "CURID"):
+            value = values.get(f"{name}.{part}")
+            number = java_int(value, 64) if value is not None else None
+            if number is None:
+                report.add(name, f"{name}.{part} must be an integer, got {value!r}")
+            numbers[part] = number
+        low, high = numbers["MINID"], numbers["MAXID"]
+        if low is not None and high is not None and low > high:
+            report.add(name, f"{name}.MAXID {high} is below {name}.MINID {low}")
+
+
 def _check_user(user: Element, schemas: SchemaFacts | None, facts: ServerFacts,
                 report: Report) -> None:
     name = user.attrs.get("name")
@@ -97,6 +196,8 @@ def _check_user(user: Element, schemas: SchemaFacts | None, facts: ServerFacts,
                                f"{', '.join(sorted(USER_PROPERTIES))}")
     if "password" not in values:
         report.error(user, "user has no password property")
+    elif values.get("usingDecrypt") == "1":
+        check_encrypted(property_element(user, "password"), values["password"], report)
     for key, check, wanted in (("readOnly", is_java_bool, "true or false"),
                                ("benchmark", lambda v: java_int(v) is not None, "an integer"),
                                ("usingDecrypt", lambda v: v in ("0", "1"), "0 or 1")):
@@ -104,8 +205,8 @@ def _check_user(user: Element, schemas: SchemaFacts | None, facts: ServerFacts,
             report.error(property_element(user, key),
                          f"user property '{key}' must be {wanted}, got {values[key]!r}")
     user_schemas = split_list(values.get("schemas", ""))
-    if "schemas" not in values:
-        report.warning(user, "user has no schemas property: it can use no schema")
+    if not user_schemas:
+        report.error(user, "user has no schemas: MyCat refuses a user without one")
     if schemas is not None:
         for schema in user_schemas:
             if schema not in schemas.schemas:
