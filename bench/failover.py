@@ -10,8 +10,9 @@ Faults, always on the master (nginx1, priority 150; nginx2 has 100):
 - hard kill: SIGKILL of the agent and of every keepalived process, and the node's eth0 taken
   down (a crashed box leaves the LAN); the backup takes over when its master-down timer runs
   out. The node then comes back as after a reboot and preempts.
-- graceful: SIGTERM to the agent, which stops keepalived with SIGTERM: the master sends a
-  priority-0 advert and the backup takes over after its skew time.
+- graceful: a planned stop of the node: SIGTERM to the agent (which leaves keepalived running,
+  as on an agent restart), then `stackha agent --stop-services`, which stops keepalived with
+  SIGTERM: the master sends a priority-0 advert and the backup takes over after its skew time.
 
 Both run with stackha's defaults (no timers in the spec) and with keepalived's classic timers
 (VRRPv2, advert_int 1) in the same run. Then the flap test: stackha's defaults, no fault, every
@@ -103,7 +104,7 @@ def _one_fault(lab: VrrpLab, kind: str, name: str) -> float:
         elif kind == "nginx":
             lab.kill_nginx(lab.n1)
         else:
-            lab.kill_agent(lab.n1, signal.SIGTERM)
+            lab.stop_node(lab.n1)
         wait_until(lambda: lab.holders() == ["nginx2"], 30, what="the VIP to move to nginx2")
         time.sleep(1.0)
     finally:
@@ -413,10 +414,11 @@ def run(options: BenchOptions) -> list[Table]:
                 "probe runs SCHED_FIFO 10 so other load on the machine does not delay its "
                 "clock readings; nginx and everything else run at normal priority.",
                 "hard kill: SIGKILL of the master's agent and keepalived, then its eth0 down; "
-                "graceful stop: SIGTERM to the master's agent (keepalived stops with SIGTERM "
-                "and sends a priority-0 advert); nginx dies: SIGKILL of every nginx process on "
-                "the master (agent and keepalived live on), until the health check moves the "
-                "VIP. Master priority 150, backup 100.",
+                "graceful stop: SIGTERM to the master's agent, then `stackha agent "
+                "--stop-services` (keepalived stops with SIGTERM and sends a priority-0 "
+                "advert); nginx dies: SIGKILL of every nginx process on the master (agent "
+                "and keepalived live on), until the health check moves the VIP. Master "
+                "priority 150, backup 100.",
                 "The saturated rows repeat the faults right after the flap test, the busy "
                 "loops still running.",
                 REFERENCE + ".",

@@ -22,6 +22,7 @@ from testkit.netlab import (
     Host,
     NetLab,
     http_get,
+    in_ns,
     keepalived_pids,
     kill_at_once,
     run,
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIGS = ROOT / "configs"
 VIP = "10.99.0.100"
 CHECK_WRAPPER = Path("/usr/local/libexec/stackha-test/stackha")
+# The agents' HTTP endpoints, on each node namespace's own loopback.
+ENDPOINT_PORT = 9145
 
 # The group and the nginx check carry no timers: the lab runs stackha's defaults
 # (spec.py) unless a caller overrides them (the benchmark's classic-timer runs do).
@@ -150,18 +153,43 @@ class VrrpLab:
                 continue
         kill_at_once(pids)
 
-    def start_agent(self, host: Host) -> None:
+    def agent_command(self, host: Host) -> list[str]:
         base = self.node_dir(host)
-        command = [sys.executable, "-m", "stackha", "agent", "--node", host.name,
-                   "--credential-file", str(write_credential(base / "agent.credential", host.name)),
-                   "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
-                   "--state-dir", str(base / "state"), "--run-dir", str(base / "run"),
-                   "--nginx-dir", str(base / "nginx"),
-                   "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
-                   "--keepalived-dir", str(base / "keepalived"),
-                   "--stackha-command", self.wrapper, "--heartbeat", str(self.heartbeat),
-                   "--trusted-key", str(harness_keys().public)]
-        self.agents[host.name] = self.net.spawn(host.ns, command, base / "agent.log")
+        return [sys.executable, "-m", "stackha", "agent", "--node", host.name,
+                "--credential-file", str(write_credential(base / "agent.credential",
+                                                          host.name)),
+                "--configs", str(self.configs), "--zk", self.net.zookeeper.hosts,
+                "--state-dir", str(base / "state"), "--run-dir", str(base / "run"),
+                "--nginx-dir", str(base / "nginx"),
+                "--nginx-reload", " ".join(self.nginx_cmd(host, "-s", "reload")),
+                "--keepalived-dir", str(base / "keepalived"),
+                "--stackha-command", self.wrapper, "--heartbeat", str(self.heartbeat),
+                "--trusted-key", str(harness_keys().public),
+                "--metrics-port", str(ENDPOINT_PORT)]
+
+    def start_agent(self, host: Host) -> None:
+        self.agents[host.name] = self.net.spawn(host.ns, self.agent_command(host),
+                                                self.node_dir(host) / "agent.log")
+
+    def stop_node(self, host: Host) -> None:
+        """A planned stop of the node: the agent stops (leaving keepalived running, as on a
+        restart), then `stackha agent --stop-services` stops keepalived with SIGTERM, so the
+        master advertises priority 0 and its backup takes over at once."""
+        self.kill_agent(host, signal.SIGTERM)
+        done = in_ns(host.ns, *self.agent_command(host), "--stop-services")
+        with open(self.node_dir(host) / "agent.log", "a") as log:
+            log.write(done.stdout + done.stderr)
+
+    def endpoint(self, host: Host, path: str) -> int | None:
+        """The HTTP status of the node's agent endpoint ``path`` (None: no answer)."""
+        done = in_ns(host.ns, sys.executable, "-c",
+                     "import sys,urllib.request,urllib.error\n"
+                     "try:\n"
+                     " print(urllib.request.urlopen(sys.argv[1],timeout=2).status)\n"
+                     "except urllib.error.HTTPError as e:\n"
+                     " print(e.code)\n",
+                     f"http://127.0.0.1:{ENDPOINT_PORT}{path}", check=False)
+        return int(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
 
     def kill_agent(self, host: Host, sig: int = signal.SIGKILL) -> None:
         process = self.agents.pop(host.name)

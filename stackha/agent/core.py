@@ -32,6 +32,7 @@ from typing import Any
 from stackha import __version__
 from stackha.agent import metrics
 from stackha.agent.checker import Check, CheckScheduler, Verdict
+from stackha.agent.endpoints import NodeView
 from stackha.agent.filesync import (
     ApplyResult,
     CommandReload,
@@ -138,6 +139,9 @@ class AgentSettings:
     reload_timeout: float = 20.0
     rollback_reload_timeout: float = 5.0  # after a reload that timed out, for the rollback's
     health_timeout: float = 2.0
+    # On stop, leave keepalived running (VIPs, VRRP state, track files) for the next agent to
+    # adopt: restarting or upgrading the agent moves nothing. False: stop it (SIGTERM).
+    leave_services: bool = True
     # None: versions are applied unsigned (``--allow-unsigned``, development only).
     trust: TrustSettings | None = None
 
@@ -403,6 +407,19 @@ class Agent:
 
     def stop(self) -> None:
         self.events.put(("stop", None))
+
+    def node_view(self) -> NodeView:
+        """For the HTTP endpoints (their own threads): the last status with the VRRP states
+        keepalived delivered since, read without waiting on the event loop."""
+        status = self.status
+        live = dict(self._live_vrrp)
+        if live:
+            status = replace(status, vrrp=MappingProxyType({**status.vrrp, **live}))
+        applied = self.applied
+        spec = self._spec_of(applied) if applied is not None else None
+        groups = tuple(g.name for g in spec.groups_of(self.settings.node)) if spec else ()
+        return NodeView(status=status, current_version=status.seen_version, groups=groups,
+                        applying=self._applying is not None)
 
     def run(self) -> None:
         # The data plane comes back from local disk first: keepalived runs from the last file
@@ -871,6 +888,27 @@ class Agent:
                       lambda advert: self.events.put(("conflict", advert))).start()
         self.keepalived.start()
         self._vrrp_started = True
+        if self.keepalived.adopted:
+            self._adopted_vrrp_states()
+
+    def _adopted_vrrp_states(self) -> None:
+        """An adopted keepalived told its transitions to the agent before us: until it tells
+        the next one, a group whose VIPs are all on the interface is MASTER, else BACKUP."""
+        spec = self._spec_of(self.applied) if self.applied is not None else None
+        vrrp = self.settings.vrrp
+        if spec is None or vrrp is None:
+            return
+        for group in spec.groups_of(self.settings.node):
+            try:
+                present = set(NetlinkLoopback(vrrp.interface or group.interface).list())
+            except Exception as exc:  # pyroute2's NetlinkError is no OSError
+                log.warning("event=adopted_state_unknown group=%s reason=%s", group.name, exc)
+                continue
+            held = all((str(v.ip), v.network.prefixlen) in present for v in group.vips)
+            state = "MASTER" if held and group.vips else "BACKUP"
+            log.info("event=vrrp_state_adopted group=%s state=%s", group.name, state)
+            self._live_vrrp.setdefault(group.name, state)
+            self.events.put(("vrrp", (group.name, state)))
 
     def _on_vrrp(self, group: str, state: str) -> None:
         log.info("event=vrrp_state group=%s state=%s", group, state)
@@ -1030,8 +1068,13 @@ class Agent:
             log.info("event=mycat_drained wait=%.1f", wait)
             time.sleep(wait)
         if self.keepalived is not None:
-            # SIGTERM makes a master advertise priority 0: the backup takes over at once.
-            self.keepalived.stop()
+            if self.settings.leave_services:
+                # A restart or an upgrade of the agent: keepalived goes on as it is and the
+                # next agent adopts it. Taking the node out is `stackha agent --stop-services`.
+                self.keepalived.detach()
+            else:
+                # SIGTERM makes a master advertise priority 0: the backup takes over at once.
+                self.keepalived.stop()
         if self.checks is not None:
             self.checks.stop()  # after keepalived: joining the thread must not delay it
         if self.lvs is not None:

@@ -1,6 +1,6 @@
-"""The agent's Prometheus metrics, exported over HTTP when a port is given.
+"""The agent's Prometheus metrics, served on /metrics by stackha.agent.endpoints.
 
-prometheus_client costs about 4.5 MiB resident: it is loaded only when ``serve`` is called
+prometheus_client costs about 4.5 MiB resident: it is loaded only when ``enable`` is called
 (``--metrics-port``), before the agent starts; until then every metric is a no-op.
 """
 
@@ -58,9 +58,7 @@ def _create() -> None:
                       "1 while the agent's health check passes (after fall/rise)", ["check"])
 
 
-def serve(port: int, address: str = "127.0.0.1") -> None:
-    from prometheus_client import start_http_server
-
+def enable() -> None:
+    """Make the metrics real (``--metrics-port``); stackha.agent.endpoints serves them."""
     if APPLIED_VERSION is _OFF:
         _create()
-    start_http_server(port, addr=address)

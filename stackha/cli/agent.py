@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import shlex
@@ -14,13 +15,21 @@ from typing import Any
 
 from stackha.agent.core import Agent, AgentSettings, RoleSettings, TrustSettings
 from stackha.agent.vrrp import VrrpSettings
+from stackha.cli.agentconfig import (
+    DEFAULT_AGENT_CONFIG,
+    AgentOptions,
+    detach_defaults,
+    read_agent_options,
+)
 from stackha.cli.mycat import add_agent_options as add_mycat_agent_options
 from stackha.cli.mycat import agent_settings as mycat_agent_settings
 from stackha.cli.options import add_common, read_spec
-from stackha.cli.output import EXIT_INVALID, EXIT_OK, CommandError
+from stackha.cli.output import EXIT_INVALID, EXIT_OK, CommandError, emit, report
+from stackha.keepalived.process import stop_keepalived
 from stackha.keepalived.render import SCRIPT_USER
 from stackha.lvs.node import LvsSettings
 from stackha.model.grammar import name_reason
+from stackha.model.problems import Problem
 from stackha.model.spec import StackSpec
 from stackha.trust.signing import KeyFileError, load_trusted
 
@@ -109,20 +118,107 @@ def trust_settings(args: argparse.Namespace, spec: StackSpec) -> TrustSettings |
     return TrustSettings(cluster=spec.cluster, keys=keys)
 
 
-def cmd_agent(args: argparse.Namespace) -> int:
+def _agent_settings(args: argparse.Namespace, spec: StackSpec,
+                    trust: TrustSettings | None = None) -> AgentSettings:
+    vrrp = vrrp_settings(args, args.keepalived_dir) if args.keepalived_dir else None
+    return AgentSettings(node=args.node, state_dir=args.state_dir,
+                         roles=_role_settings(args, spec), heartbeat=args.heartbeat,
+                         health_wait=args.health_wait, rollout_wait=args.rollout_wait,
+                         vrrp=vrrp, lvs=_lvs_settings(args),
+                         reload_timeout=args.reload_timeout,
+                         rollback_reload_timeout=args.rollback_reload_timeout,
+                         health_timeout=args.health_timeout,
+                         leave_services=args.on_stop == "leave", trust=trust)
+
+
+def checked_options(parser: argparse.ArgumentParser, defaults: dict[str, Any],
+                    given: argparse.Namespace) -> tuple[argparse.Namespace, AgentOptions]:
+    """The file and the flags merged, or a CommandError (exit 2) after one line per problem."""
+    options = read_agent_options(parser, defaults, given)
+    report(options.problems)
+    if any(p.is_error for p in options.problems):
+        raise CommandError(f"{len(options.problems)} problem(s) in the agent configuration",
+                           EXIT_INVALID)
+    args = options.namespace()
+    if not args.node:
+        raise CommandError("node: required (node: in agent.yaml, or --node)", EXIT_INVALID)
+    return args, options
+
+
+def agent_args(argv: list[str]) -> argparse.Namespace:
+    """``stackha agent ARGV`` parsed and merged with its configuration file, as the agent
+    would run it (for ``render`` and tests: the parser alone holds only what was given)."""
+    parser = argparse.ArgumentParser(prog="stackha")
+    register(parser.add_subparsers(dest="command", required=True))
+    given = parser.parse_args(["agent", *argv])
+    return given.merge_options(given)
+
+
+def check_config(args: argparse.Namespace, options: AgentOptions) -> int:
+    """Everything ``stackha agent`` would check before starting, and nothing started."""
+    spec = read_spec(args.configs)
+    try:
+        _agent_settings(args, spec, trust_settings(args, spec))
+    except CommandError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from exc
+    if spec.node(args.node) is None:
+        report([Problem(str(args.configs / "stackha.yaml"), "nodes",
+                        f"node {args.node} is not in this spec (the agent refuses "
+                        "versions whose spec lacks it)", "warning")])
+    emit(f"agent configuration ok: node {args.node}; from the file: "
+         f"{', '.join(k.replace('_', '-') for k in options.from_file) or 'nothing'}; "
+         f"from flags: {', '.join(k.replace('_', '-') for k in options.from_flags) or 'nothing'}")
+    return EXIT_OK
+
+
+LOCK_FILE = "agent.lock"
+
+
+def hold_agent_lock(state_dir: Path) -> int:
+    """One agent per state directory, held for the life of the process (the kernel lets go
+    when it ends, however it ends). Two agents would fight over the files and keepalived, and
+    ``--stop-services`` next to a running agent would see keepalived restarted at once."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise CommandError(f"an agent (pid {holder}) runs on {state_dir}: stop it first",
+                           EXIT_INVALID) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def stop_services(args: argparse.Namespace) -> int:
+    """Stop the keepalived an agent left running (a plain agent stop leaves it): SIGTERM, so a
+    master advertises priority 0 and its backup takes over at once."""
+    if not args.keepalived_dir:
+        emit("no keepalived-dir: no keepalived to stop")
+        return EXIT_OK
+    hold_agent_lock(args.state_dir)  # a running agent would start it again at once
+    vrrp = vrrp_settings(args, args.keepalived_dir)
+    pid = stop_keepalived(vrrp.run_dir, vrrp.conf_dir / "keepalived.conf")
+    emit(f"keepalived (pid {pid}) stopped" if pid else "keepalived was not running")
+    return EXIT_OK
+
+
+def cmd_agent(args: argparse.Namespace, parser: argparse.ArgumentParser,
+              defaults: dict[str, Any]) -> int:
+    args, options = checked_options(parser, defaults, args)
     # The name becomes status/<node>, file names in the state dir and keepalived's router_id.
     if (reason := name_reason(args.node)) is not None:
-        raise CommandError(f"--node {args.node!r}: {reason}")
+        raise CommandError(f"--node {args.node!r}: {reason}", EXIT_INVALID)
+    if args.check_config:
+        return check_config(args, options)
+    if args.stop_services:
+        return stop_services(args)
     spec = read_spec(args.configs)
     trust = trust_settings(args, spec)
-    vrrp = vrrp_settings(args, args.keepalived_dir) if args.keepalived_dir else None
-    settings = AgentSettings(node=args.node, state_dir=args.state_dir,
-                             roles=_role_settings(args, spec), heartbeat=args.heartbeat,
-                             health_wait=args.health_wait, rollout_wait=args.rollout_wait,
-                             vrrp=vrrp, lvs=_lvs_settings(args),
-                             reload_timeout=args.reload_timeout,
-                             rollback_reload_timeout=args.rollback_reload_timeout,
-                             health_timeout=args.health_timeout, trust=trust)
+    settings = _agent_settings(args, spec, trust)
+    hold_agent_lock(args.state_dir)
     from stackha.store.connect import build_store
 
     if trust is None:
@@ -131,10 +227,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
         log.info("event=trusted_keys keys=%s cluster=%s", ",".join(trust.keys.ids),
                  trust.cluster)
 
-    if args.metrics_port:  # first: the metrics are no-ops until served
+    if args.metrics_port:  # first: the metrics are no-ops until enabled
         from stackha.agent import metrics
 
-        metrics.serve(args.metrics_port, args.metrics_address)
+        metrics.enable()
     store = build_store(spec, args.zk, "agent", retry_forever=True,
                         credential_file=args.credential_file)
     if store.identity is not None and store.identity.user != args.node:
@@ -142,6 +238,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise CommandError(f"agent credential is for {store.identity.user!r}, not for node "
                            f"{args.node!r} (stackha credentials issue {args.node})")
     agent = Agent(settings, store)
+    if args.metrics_port:
+        from stackha.agent import endpoints
+
+        try:
+            endpoints.serve(args.metrics_address, args.metrics_port, agent.node_view)
+        except OSError as exc:
+            raise CommandError(f"metrics-port: cannot listen on {args.metrics_address}:"
+                               f"{args.metrics_port}: {exc.strerror}") from exc
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     agent.run()
@@ -150,8 +254,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("agent", help="the node agent (long-running)")
+    p.add_argument("--config", type=Path,
+                   help=f"agent configuration file (default {DEFAULT_AGENT_CONFIG}, if "
+                        "present): the options below as `name: value`; flags override it")
+    p.add_argument("--check-config", action="store_true",
+                   help="check the configuration file and the flags, start nothing (exit 0 or 2)")
+    p.add_argument("--stop-services", action="store_true",
+                   help="stop the keepalived a stopped agent left running, then exit")
     add_common(p)
-    p.add_argument("--node", required=True, help="this node's name in the spec")
+    p.add_argument("--node", help="this node's name in the spec (required)")
     p.add_argument("--credential-file", type=Path,
                    help="this node's own ZooKeeper credential (instead of the spec's "
                         "zookeeper.agent_auth); see `stackha credentials issue`")
@@ -189,6 +300,16 @@ def register(sub: Any) -> None:
                         "accepts, or a directory of *.pub; repeat it while keys rotate")
     p.add_argument("--allow-unsigned", action="store_true",
                    help="development only: apply versions without checking signatures")
-    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (0: off)")
-    p.add_argument("--metrics-address", default="127.0.0.1")
-    p.set_defaults(func=cmd_agent)
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="port of the agent's HTTP endpoints: /metrics, /health, /vrrp/GROUP, "
+                        "/status (0: off)")
+    p.add_argument("--metrics-address", default="127.0.0.1",
+                   help="address they listen on (default 127.0.0.1)")
+    p.add_argument("--on-stop", choices=("leave", "stop-services"), default="leave",
+                   help="on SIGTERM: leave keepalived running for the next agent to adopt "
+                        "(default), or stop it (a container whose agent is its last process)")
+    # Every option above may also come from the file: it must see which ones the command line
+    # gave, so the parser keeps no defaults and the merge supplies them (agentconfig.merge).
+    defaults = detach_defaults(p)
+    p.set_defaults(func=lambda args: cmd_agent(args, p, defaults),
+                   merge_options=lambda args: checked_options(p, defaults, args)[0])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import select
 import shlex
 import signal
 import stat
@@ -80,6 +82,42 @@ def _runs_keepalived_on(pid: int, config: Path) -> bool:
     return argv[0].endswith(b"keepalived") and str(config).encode() in argv
 
 
+def _pid_in(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid > 0 else None
+
+
+def running_keepalived(run_dir: Path, config: Path) -> int | None:
+    """The pid of the keepalived an earlier agent started on ``config``, if it still runs:
+    its pid file names it and /proc says it is keepalived on that very file (a pid file alone
+    may name a recycled pid)."""
+    pid = _pid_in(run_dir / PID_FILES[0])
+    return pid if pid is not None and _runs_keepalived_on(pid, config) else None
+
+
+def stop_keepalived(run_dir: Path, config: Path, timeout: float = 10.0) -> int | None:
+    """SIGTERM the keepalived left running on ``config`` (a master advertises priority 0, so
+    its backup takes over at once) and wait for it; returns its pid, None if none ran."""
+    pid = running_keepalived(run_dir, config)
+    if pid is not None:
+        log.info("event=keepalived_stopping pid=%d", pid)
+        _terminate(pid, timeout)
+    return pid
+
+
+def config_digest(config: Path) -> str:
+    try:
+        return hashlib.sha256(config.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+LOADED_FILE = "keepalived.loaded"  # the digest of the file keepalived last (re)read
+
+
 def _terminate(pid: int, timeout: float = 5.0) -> None:
     """SIGTERM a process that is not our child, SIGKILL if it outlives ``timeout``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -100,8 +138,11 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
 class KeepalivedProcess:
     """keepalived as a supervised child: restarted with backoff, reloaded with SIGHUP.
 
-    On stop it gets SIGTERM, so a master sends a priority-0 advert and its backup takes over
-    after the skew time instead of three advert intervals.
+    An agent that stops ``detach``es: keepalived keeps running with its VRRP state and its
+    track files' last values, and the next agent adopts it (pid file + /proc), reloading it
+    only when the file on disk differs from the one it last read. ``stop`` gives it SIGTERM,
+    so a master sends a priority-0 advert and its backup takes over after the skew time
+    instead of three advert intervals.
     """
 
     config: Path
@@ -117,6 +158,8 @@ class KeepalivedProcess:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._adopted: int | None = None  # a keepalived an earlier agent started
+        self.adopted = False  # whether start() found one
         self.restarts = 0
 
     def command(self) -> list[str]:
@@ -130,17 +173,46 @@ class KeepalivedProcess:
 
     @property
     def running(self) -> bool:
+        if self._adopted is not None:
+            return _runs_keepalived_on(self._adopted, self.config)
         return self._process is not None and self._process.poll() is None
 
     @property
     def pid(self) -> int | None:
+        if self._adopted is not None:
+            return self._adopted
         return self._process.pid if self._process else None
+
+    def _record_loaded(self) -> None:
+        try:
+            (self.run_dir / LOADED_FILE).write_text(config_digest(self.config) + "\n")
+        except OSError as exc:
+            log.warning("event=keepalived_loaded_write_failed reason=%r", exc.strerror)
+
+    def _adopt(self) -> bool:
+        """Take over a keepalived an earlier agent left running; SIGHUP it only if the file
+        on disk is not the one it read (an agent stopped between writing and reloading)."""
+        pid = running_keepalived(self.run_dir, self.config)
+        if pid is None:
+            return False
+        self._adopted, self.adopted = pid, True
+        try:
+            loaded = (self.run_dir / LOADED_FILE).read_text().strip()
+        except OSError:
+            loaded = ""  # started by an agent that kept no record: assume it read this file
+        changed = bool(loaded) and loaded != config_digest(self.config)
+        log.info("event=keepalived_adopted pid=%d config_changed=%s", pid,
+                 "yes" if changed else "no")
+        if changed:
+            self.reload()
+        return True
 
     def start(self) -> None:
         if self._thread is not None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._stopping.clear()
+        self._adopt()
         self._thread = threading.Thread(target=self._supervise, name="keepalived",
                                         daemon=True)
         self._thread.start()
@@ -170,21 +242,54 @@ class KeepalivedProcess:
             self.before_spawn()
         log_file = open(self.run_dir / "keepalived.log", "ab")
         with self._lock:
+            self._record_loaded()
+            # Its own session: a signal to the agent's process group (Ctrl-C, a service
+            # manager's) is not one to keepalived, which outlives a plain agent stop.
             self._process = subprocess.Popen(self.command(), stdout=log_file,
                                              stderr=subprocess.STDOUT,
-                                             env=child_environment(os.environ))
+                                             env=child_environment(os.environ),
+                                             start_new_session=True)
         log_file.close()
         log.info("event=keepalived_started pid=%d", self._process.pid)
+
+    def _wait_exit(self, pid: int) -> int | None:
+        """Wait until ``pid`` ends (child or not: a pidfd says so) or the agent stops
+        supervising; its exit code when it is our child, -1 when it is not, None if detached."""
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            fd = None
+        try:
+            while not self._stopping.is_set():
+                if fd is None:
+                    break
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if ready:
+                    break
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if self._stopping.is_set():
+            return None
+        process = self._process
+        if process is not None and process.pid == pid:
+            return process.wait()
+        return -1
 
     def _supervise(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
             started = time.monotonic()
-            self._spawn()
-            assert self._process is not None
-            code = self._process.wait()
-            if self._stopping.is_set():
+            if self._adopted is not None:
+                pid = self._adopted
+            else:
+                self._spawn()
+                assert self._process is not None
+                pid = self._process.pid
+            code = self._wait_exit(pid)
+            if code is None or self._stopping.is_set():
                 break
+            self._adopted = None
             self.restarts += 1
             log.warning("event=keepalived_exited code=%d restart_in=%.1f", code, backoff)
             if self.on_exit:
@@ -196,18 +301,33 @@ class KeepalivedProcess:
 
     def reload(self) -> str | None:
         with self._lock:
-            if not self.running:
+            pid = self.pid
+            if pid is None or not self.running:
                 return None  # the supervisor starts it with the new file anyway
-            assert self._process is not None
-            self._process.send_signal(signal.SIGHUP)
-        log.info("event=keepalived_reloaded pid=%d", self._process.pid)
+            self._record_loaded()
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                return None
+        log.info("event=keepalived_reloaded pid=%d", pid)
         return None
+
+    def detach(self, timeout: float = 10.0) -> None:
+        """Stop supervising and leave keepalived running, VIPs and all, for the next agent."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+        log.info("event=keepalived_left_running pid=%s", self.pid if self.running else "-")
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         with self._lock:
-            process = self._process
-        if process is not None and process.poll() is None:
+            process, adopted = self._process, self._adopted
+        if adopted is not None:
+            if _runs_keepalived_on(adopted, self.config):
+                _terminate(adopted, timeout)
+        elif process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)

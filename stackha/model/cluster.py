@@ -34,6 +34,14 @@ from stackha.model.status import NodeStatus, interval_or_none
 MASTER = "MASTER"
 STALE = "STALE"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what agents write in ``heartbeat``
+# The `stackha status --json` document (README, "status --json"). Readers may rely on every
+# key below; adding a key keeps the version, renaming, removing or retyping one raises it.
+STATUS_SCHEMA_VERSION = 1
+DOCUMENT_KEYS = ("schema_version", "current_version", "nodes", "split_brain",
+                 "split_brain_suspected", "vrrp_groups", "read_at")
+NODE_KEYS = ("node", "roles", "reporting", "applied_version", "current_version", "drift",
+             "vrrp", "health", "last_error", "heartbeat", "reported_vrrp",
+             "heartbeat_interval", "report_age_s", "stale", "stale_after_s")
 # An agent too old to report its interval ran with the agent's default (--heartbeat 5).
 DEFAULT_HEARTBEAT_S = 5.0
 # A live agent's writes can be late by a slow health probe or a ZooKeeper hiccup: three
@@ -321,7 +329,8 @@ class ClusterView:
     # for people and programs ----------------------------------------------------------------
     def document(self) -> dict[str, Any]:
         """The ``stackha status --json`` document, with the groups and their members."""
-        return {"current_version": self.current, "nodes": [r.as_dict() for r in self.rows()],
+        return {"schema_version": STATUS_SCHEMA_VERSION,
+                "current_version": self.current, "nodes": [r.as_dict() for r in self.rows()],
                 "split_brain": self.split_brain(),
                 "split_brain_suspected": self.split_brain_suspected(),
                 "vrrp_groups": {g: list(m) for g, m in self.groups.items()},

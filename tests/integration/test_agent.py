@@ -418,3 +418,127 @@ def test_the_health_check_asks_what_the_applied_version_says(node, configs, zook
     assert "version 2" in status["last_error"] and "health" in status["last_error"]
     assert status["applied_version"] == 1
     assert fetch(node.url) == "good\n"
+
+
+def _endpoint(port: int, path: str) -> tuple[int, dict] | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return None
+
+
+def test_agent_yaml_is_used_and_flags_override_it(tmp_path, configs, own_zookeeper):
+    # Issue #18: the options come from agent.yaml; a flag given as well wins.
+    node = _node(tmp_path, configs, own_zookeeper)
+    port = free_port()
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"# what the flags held\nmetrics-port: {port}\nheartbeat: 9\n"
+                      f"health_timeout: 1.5\n")
+    config.chmod(0o600)
+    try:
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent("--config", str(config))  # start_agent also passes --heartbeat 0.5
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="first version applied")
+        code, body = wait_for(lambda: _endpoint(port, "/health"), what="the file's port")
+        assert code == 200 and body["healthy"] is True and body["applied_version"] == 1
+        status = node_status(configs, own_zookeeper.hosts, "nginx1")
+        assert status["heartbeat_interval"] == 0.5  # the flag, not the file's 9
+    finally:
+        node.close()
+
+
+def test_a_bad_agent_yaml_is_refused_with_file_and_line_and_nothing_starts(
+        tmp_path, configs, own_zookeeper):
+    import subprocess
+    import sys
+
+    config = tmp_path / "agent.yaml"
+    config.write_text("node: nginx1\nnginx-dir: /srv/nginx\nheartbeat: often\nnginx_port: 80\n")
+    config.chmod(0o600)
+    assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+    done = subprocess.run([sys.executable, "-m", "stackha", "agent", "--config", str(config),
+                           "--configs", str(configs), "--zk", own_zookeeper.hosts,
+                           "--state-dir", str(tmp_path / "state")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[:2] == [
+        f"{config}: line 3: heartbeat: invalid float value 'often'",
+        f"{config}: line 4: nginx_port: unknown option (did you mean nginx-dir, nginx-reload?)"]
+    assert node_status(configs, own_zookeeper.hosts, "nginx1") is None  # never registered
+    assert not (tmp_path / "state").exists()
+
+
+def test_health_endpoint_is_503_while_nginx_is_down_and_status_is_the_stored_one(
+        tmp_path, configs, own_zookeeper):
+    node = _node(tmp_path, configs, own_zookeeper)
+    port = free_port()
+    try:
+        assert main(["push-config", "--configs", str(configs), "--zk", own_zookeeper.hosts]) == 0
+        node.start_agent("--metrics-port", str(port))
+        wait_for(lambda: _applied(configs, own_zookeeper, 1), what="first version applied")
+        wait_for(lambda: (_endpoint(port, "/health") or (0,))[0] == 200, what="/health 200")
+        assert _endpoint(port, "/vrrp/web")[0] == 503  # a member, but no keepalived runs here
+        assert _endpoint(port, "/vrrp/nosuch")[0] == 404
+        node.stop_nginx()
+        code, body = wait_for(lambda: (r := _endpoint(port, "/health")) and r[0] == 503 and r,
+                              what="/health 503")
+        assert body["healthy"] is False and body["reasons"][0].startswith("nginx: ")
+        code, document = _endpoint(port, "/status")
+        assert code == 200 and document["node"] == "nginx1"
+        assert document["health"]["nginx"] != "ok"
+        node.start_nginx()
+        wait_for(lambda: (_endpoint(port, "/health") or (0,))[0] == 200, what="/health back")
+        # /status is the document the agent writes to ZooKeeper.
+        stored = node_status(configs, own_zookeeper.hosts, "nginx1")
+        assert set(_endpoint(port, "/status")[1]) == set(stored)
+    finally:
+        node.close()
+
+
+def test_status_watch_refreshes_in_place_on_a_terminal_and_in_blocks_otherwise(
+        configs, zookeeper, capsys):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    _push(configs)
+    capsys.readouterr()
+    watch = ["status", "--configs", str(configs), "--watch", "--interval", "0.1",
+             "--count", "3"]
+    assert main(watch) == 0
+    out = capsys.readouterr().out
+    # A log gets plain blocks, each headed by its time.
+    assert out.count("--- ") == 3 and out.count("NODE") == 3 and "\x1b[" not in out
+    assert main([*watch, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["schema_version"] == 1 for line in lines)
+    # On a terminal each refresh clears the screen and starts at the top.
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "stackha", *watch], stdout=follower,
+                              stderr=subprocess.PIPE, timeout=60, env=os.environ.copy())
+        os.close(follower)
+        follower = -1
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert done.returncode == 0, done.stderr
+    assert screen.count(b"\x1b[H\x1b[2J") == 3 and b"--- " not in screen
+    assert screen.count(b"NODE") == 3

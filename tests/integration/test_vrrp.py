@@ -25,6 +25,7 @@ from stackha.keepalived.render import (
 from stackha.model.spec import parse_spec
 from testkit.netlab import (
     LAN_ADDRESS,
+    in_ns,
     keepalived_pids,
     kill_at_once,
     run,
@@ -115,26 +116,78 @@ def test_supervisor_restarts_a_dead_keepalived(lab):
     assert "why=keepalived_exit_" in lab.log(lab.n1)
 
 
-def test_agent_restart_clears_stale_pid_files_and_orphans(lab):
-    # Only the agent dies: its keepalived lives on as an orphan, which the next agent stops.
-    lab.kill_agent(lab.n1)
-    orphans = keepalived_pids(lab.n1)
-    assert orphans, "keepalived should outlive a SIGKILLed agent"
+def _entered(lab: VrrpLab) -> int:
+    """How many VRRP transitions both keepalived logs hold."""
+    return sum(lab.keepalived_log(h).count("Entering") for h in lab.nodes)
+
+
+def test_agent_restart_adopts_keepalived_and_moves_nothing(lab):
+    # Issue #18: restarting (upgrading) the agent must not be a failover.
+    wait_until(lab.client_reaches_vip, what="client to reach the VIP")
+    wait_until(lambda: lab.endpoint(lab.n1, "/vrrp/web") == 200, 20, what="nginx1 MASTER")
+    wait_until(lambda: lab.endpoint(lab.n2, "/vrrp/web") == 503, 20, what="nginx2 BACKUP")
+    pids = keepalived_pids(lab.n1)
+    transitions = _entered(lab)
+    lab.kill_agent(lab.n1, signal.SIGTERM)
+    assert keepalived_pids(lab.n1) == pids, "keepalived stopped with the agent"
+    assert "event=keepalived_left_running" in lab.log(lab.n1)
     lab.start_agent(lab.n1)
-    wait_until(lambda: lab.log(lab.n1).count("event=keepalived_started") == 2, 20,
-               what="the new agent's keepalived")
-    assert "event=keepalived_orphan_stopped" in lab.log(lab.n1)
-    assert not set(orphans) & set(keepalived_pids(lab.n1))
-    wait_until(lambda: lab.holder() == "nginx1", 20, what="nginx1 master again")
+    wait_until(lambda: "event=keepalived_adopted" in lab.log(lab.n1), 20,
+               what="the new agent to adopt keepalived")
+    assert f"event=keepalived_adopted pid={pids[0]} config_changed=no" in lab.log(lab.n1) \
+        or any(f"pid={p} config_changed=no" in lab.log(lab.n1) for p in pids)
+    # The new agent knows it is MASTER without a transition to tell it, and says so.
+    wait_until(lambda: lab.endpoint(lab.n1, "/vrrp/web") == 200, 20, what="/vrrp/web 200")
+    assert lab.endpoint(lab.n1, "/health") == 200
+    assert lab.endpoint(lab.n1, "/vrrp/nosuch") == 404
+    time.sleep(1)  # dozens of advert intervals, for a transition to show if there was one
+    assert keepalived_pids(lab.n1) == pids
+    assert lab.holder() == "nginx1"
+    assert _entered(lab) == transitions, "a VRRP transition during the agent's restart"
+    assert lab.log(lab.n1).count("event=keepalived_started") == 1
+    assert "event=keepalived_reloaded" not in lab.log(lab.n1)
+    # The adopted keepalived's notify FIFO reaches the new agent: a failed check is seen.
+    lab.stop_nginx(lab.n1)
+    wait_until(lambda: lab.endpoint(lab.n1, "/health") == 503, 20, what="/health 503")
+    wait_until(lambda: lab.endpoint(lab.n1, "/vrrp/web") == 503, 20, what="/vrrp/web 503")
+    wait_until(lambda: lab.endpoint(lab.n2, "/vrrp/web") == 200, 20, what="nginx2 master")
+
+
+def test_an_adopted_keepalived_is_reloaded_only_when_its_file_changed(lab):
+    pids = keepalived_pids(lab.n1)
+    lab.kill_agent(lab.n1, signal.SIGKILL)  # killed hard: keepalived lives on all the same
+    conf = lab.node_dir(lab.n1) / "keepalived" / "keepalived.conf"
+    conf.write_text(conf.read_text() + "# edited while no agent ran\n")
+    lab.start_agent(lab.n1)
+    wait_until(lambda: "event=keepalived_reloaded" in lab.log(lab.n1), 20,
+               what="the adopted keepalived reloaded")
+    assert "config_changed=yes" in lab.log(lab.n1)
+    assert keepalived_pids(lab.n1) == pids
+    wait_until(lambda: lab.holder() == "nginx1", 10, what="nginx1 still master")
+
+
+def test_stop_services_stops_an_adopted_keepalived_gracefully(lab):
+    # Next to a running agent it would be undone at once (the agent restarts keepalived).
+    running = in_ns(lab.n1.ns, *lab.agent_command(lab.n1), "--stop-services", check=False)
+    assert running.returncode == 2 and "runs on" in running.stderr, running.stderr
+    assert keepalived_pids(lab.n1)
+    lab.stop_node(lab.n1)
+    assert "keepalived (pid" in lab.log(lab.n1) and keepalived_pids(lab.n1) == []
+    wait_until(lambda: lab.holder() == "nginx2", 10, what="VIP to move to nginx2")
+    wait_until(lambda: lab.endpoint(lab.n2, "/vrrp/web") == 200, 20, what="nginx2 /vrrp 200")
+
+
+def test_agent_restart_clears_stale_pid_files_and_orphans(lab):
     # Everything dies at once (a container restart): the pid files stay, and one names a live
     # but unrelated process, as after a reboot. keepalived would refuse to start on it.
     lab.kill_agent(lab.n1)
     kill_at_once(keepalived_pids(lab.n1))
     (lab.node_dir(lab.n1) / "run/keepalived.pid").write_text("1\n")
     lab.start_agent(lab.n1)
-    wait_until(lambda: lab.log(lab.n1).count("event=keepalived_started") == 3, 20,
+    wait_until(lambda: lab.log(lab.n1).count("event=keepalived_started") == 2, 20,
                what="keepalived started despite the stale pid file")
     assert "event=keepalived_stale_pid_file file=keepalived.pid pid=1" in lab.log(lab.n1)
+    assert "event=keepalived_adopted" not in lab.log(lab.n1)
     # The VIP left behind by the dead keepalived comes off before the new one starts.
     assert "why=before_start" in lab.log(lab.n1)
     wait_until(lambda: lab.holder() == "nginx1", 20, what="nginx1 master again")
@@ -151,9 +204,9 @@ def test_nginx_stopped_on_the_master_fails_the_check_and_moves_the_vip(lab):
 
 
 def test_preempt_takes_the_vip_back_when_the_master_returns(lab):
-    lab.kill_agent(lab.n1, signal.SIGTERM)  # graceful: keepalived advertises priority 0
+    lab.stop_node(lab.n1)  # graceful: keepalived advertises priority 0
     wait_until(lambda: lab.holder() == "nginx2", 10, what="VIP to move to nginx2")
-    assert "event=keepalived_stopped" in lab.log(lab.n1)
+    assert "event=keepalived_stopping" in lab.log(lab.n1)
     lab.start_agent(lab.n1)
     wait_until(lambda: lab.holder() == "nginx1", 15, what="nginx1 to take the VIP back")
 
@@ -163,11 +216,11 @@ def test_nopreempt_leaves_the_vip_where_it_is(lab_factory):
     # Without preemption whichever keepalived came up first keeps the VIP; either is fine.
     first = lab.n1 if lab.holder() == "nginx1" else lab.n2
     other = lab.n2 if first is lab.n1 else lab.n1
-    lab.kill_agent(first, signal.SIGTERM)
+    lab.stop_node(first)
     wait_until(lambda: lab.holder() == other.name, 10, what=f"VIP to move to {other.name}")
     lab.start_agent(first)
     wait_until(lambda: "group=web state=BACKUP" in lab.log(first).split(
-        "event=keepalived_stopped")[-1], 15, what=f"{first.name} back as backup")
+        "event=keepalived_stopping")[-1], 15, what=f"{first.name} back as backup")
     time.sleep(2)  # dozens of advert intervals: a preempting router would have taken over
     assert lab.holder() == other.name
 

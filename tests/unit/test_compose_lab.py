@@ -79,19 +79,44 @@ def test_capabilities_and_sysctls_follow_the_roles(backend):
     assert not any(s.get("privileged") for s in services.values())
 
 
+def _agent_yaml(document: dict, node: str) -> dict:
+    service = document["services"][node]
+    assert service["command"] == ["/opt/stackha/bin/stackha", "agent", "--config",
+                                  "/etc/stackha/agent.yaml"]
+    [mount] = service["configs"]
+    assert mount == {"source": f"agent-{service['hostname']}",
+                     "target": "/etc/stackha/agent.yaml"}
+    return yaml.safe_load(document["configs"][mount["source"]]["content"])
+
+
 def test_agent_commands(backend):
-    services = compose_document(_spec(), backend)["services"]
-    nginx = services["nginx1"]["command"]
-    assert nginx[:4] == ["/opt/stackha/bin/stackha", "agent", "--node", "nginx1"]
-    assert "--nginx-reload" in nginx and "--keepalived-dir" in nginx and "--lvs" not in nginx
-    director = services["director2"]["command"]
-    assert "--lvs" in director and "--mycat-password-file" in director
-    mycat = services["mycat3-standin"]["command"]
-    assert "--lvs" in mycat and "--mycat-dir" in mycat and "--keepalived-dir" not in mycat
+    document = compose_document(_spec(), backend)
+    services = document["services"]
+    nginx = _agent_yaml(document, "nginx1")
+    assert nginx["node"] == "nginx1" and "nginx-reload" in nginx
+    assert "keepalived-dir" in nginx and "lvs" not in nginx
+    assert nginx["on-stop"] == "stop-services" and nginx["metrics-address"] == "10.77.0.11"
+    director = _agent_yaml(document, "director2")
+    assert director["lvs"] is True and "mycat-password-file" in director
+    mycat = _agent_yaml(document, "mycat3-standin")
+    assert mycat["lvs"] is True and "mycat-dir" in mycat and "keepalived-dir" not in mycat
     # Reloads through the manager port; the lab script only starts MyCat the first time.
-    assert mycat[mycat.index("--mycat-manager") + 1] == "127.0.0.1:9066"
-    assert "--mycat-health" in mycat and "--mycat-reload" in mycat
+    assert mycat["mycat-manager"] == "127.0.0.1:9066"
+    assert mycat["mycat-health"] is True and "mycat-reload" in mycat
     assert services["mycat3-standin"]["environment"]["STACKHA_LAB_SERVICES"] == "mycat"
+
+
+def test_every_lab_agent_yaml_passes_the_agents_own_check(backend, tmp_path):
+    # What the containers run: each file through the very parser `stackha agent` uses.
+    from stackha.cli.agent import agent_args
+
+    document = compose_document(_spec(), backend)
+    for name, config in document["configs"].items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(config["content"])
+        path.chmod(0o400)
+        args = agent_args(["--config", str(path)])
+        assert args.node == name.removeprefix("agent-") and args.heartbeat == 1.0
 
 
 def test_stand_in_is_named_as_such_and_a_release_is_not(backend):
@@ -273,13 +298,14 @@ def test_notify_fifo_events_that_are_not_states_are_ignored():
 
 
 def test_every_agent_pins_the_lab_signing_key(backend):
-    services = compose_document(_spec(), backend)["services"]
+    document = compose_document(_spec(), backend)
+    services = document["services"]
     agents = {name: s for name, s in services.items() if "stackha.node" in s.get("labels", {})}
     assert agents
-    for service in agents.values():
-        command = service["command"]
-        assert command[command.index("--trusted-key") + 1] == \
-            "/etc/stackha/trusted/lab-signing.pub"
+    for name, service in agents.items():
+        # The agent's options are its agent.yaml (a compose config), not its command line.
+        assert _agent_yaml(document, name)["trusted-key"] == [
+            "/etc/stackha/trusted/lab-signing.pub"]
         assert ".stackha/signing.pub:/etc/stackha/trusted/lab-signing.pub:ro" \
             in service["volumes"]
         assert not any("signing.key" in v for v in service["volumes"])
@@ -313,7 +339,9 @@ def test_lab_network_is_internal_and_mycat_nodes_know_it(backend):
     assert document["networks"]["lab"]["internal"] is True
     mycat = document["services"]["mycat1-standin"]
     assert mycat["environment"]["STACKHA_LAB_NETWORK"] == "10.77.0.0/24"
-    assert "--reload-timeout" in mycat["command"]
+    options = _agent_yaml(document, "mycat1-standin")  # the agent's options: its agent.yaml
+    assert options["reload-timeout"] == 120
+    assert options["mycat-backend-network"] == ["10.77.0.0/24"]
 
 
 def test_mycat_tarball_is_placed_alone_in_the_build_context(tmp_path: Path):

@@ -79,15 +79,15 @@ def test_render_prints_exactly_what_the_agent_writes(tmp_path, capsys):
     """Found in review: `stackha render keepalived` built its own render options (another
     FIFO path, another check command) and printed something the agent never writes."""
     from stackha.agent.vrrp import keepalived_conf
-    from stackha.cli.agent import vrrp_settings
-    from stackha.cli.main import build_parser, main
+    from stackha.cli.agent import agent_args, vrrp_settings
+    from stackha.cli.main import main
 
     shared = ["--configs", str(EXAMPLE_CONFIGS), "--state-dir", str(tmp_path),
               "--stackha-command", "/opt/stackha/bin/stackha", "--vrrp-interface", "eth9"]
     assert main(["render", "keepalived", "--node", "nginx1", *shared]) == 0
     printed = capsys.readouterr().out
-    agent = build_parser().parse_args(["agent", "--node", "nginx1", "--keepalived-dir",
-                                       str(tmp_path / "keepalived"), *shared])
+    agent = agent_args(["--node", "nginx1", "--keepalived-dir", str(tmp_path / "keepalived"),
+                        *shared])
     spec, _ = parse_spec((EXAMPLE_CONFIGS / "stackha.yaml").read_text(), "stackha.yaml")
     assert spec is not None
     assert printed == keepalived_conf(spec, "nginx1", vrrp_settings(agent, agent.keepalived_dir))

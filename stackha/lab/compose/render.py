@@ -45,6 +45,10 @@ NETWORK = "lab"
 IMAGE_DIGEST_LABEL = "stackha.digest"
 STANDIN_SUFFIX = "-standin"
 MYCAT_PASSWORD_IN_CONTAINER = "/run/stackha/mycat-check.password"
+AGENT_CONFIG_IN_CONTAINER = "/etc/stackha/agent.yaml"
+# The agents' HTTP endpoints (/health, /vrrp/GROUP, /status, /metrics) on each container's
+# lab address, where the host (the drill, a monitor) reaches them over the lab bridge.
+AGENT_ENDPOINT_PORT = 9145
 ZK_PLAIN_PORT = 2181
 ZK_TLS_PORT = 2281
 ZK_TLS_IN_CONTAINER = "/etc/zookeeper/tls"
@@ -130,37 +134,53 @@ def _realservers(spec: StackSpec) -> set[str]:
     return {name for service in spec.lvs_services for name in service.realservers}
 
 
-def _agent_command(spec: StackSpec, node: Node) -> list[str]:
+def agent_options(spec: StackSpec, node: Node) -> dict[str, Any]:
+    """The node's agent.yaml: ``stackha agent`` options by their long names."""
     # A 1 s heartbeat makes a hard-killed node's report stale after 3 x 1 + 2 = 5 s (see
     # stackha.model.cluster), before its 10 s ZooKeeper session ends: `stackha status` and the
     # drill then show it stale instead of MASTER. The price is one status write a second.
-    command = [STACKHA, "agent", "--node", node.name, "--configs", CONFIGS_IN_CONTAINER,
-               "--state-dir", STATE_DIR, "--heartbeat", "1",
-               "--trusted-key", TRUSTED_KEY_IN_CONTAINER]
+    options: dict[str, Any] = {"node": node.name, "configs": CONFIGS_IN_CONTAINER,
+                               "state-dir": STATE_DIR, "heartbeat": 1,
+                               "trusted-key": [TRUSTED_KEY_IN_CONTAINER],
+                               "metrics-port": AGENT_ENDPOINT_PORT,
+                               "metrics-address": str(node.address),
+                               # The agent is the container's last process: when it stops the
+                               # container goes, so it stops keepalived first (priority 0).
+                               "on-stop": "stop-services"}
     if "nginx" in node.roles:
-        command += ["--nginx-dir", NGINX_DIR,
-                    "--nginx-reload", "stackha-lab-service reload nginx"]
+        options |= {"nginx-dir": NGINX_DIR, "nginx-reload": "stackha-lab-service reload nginx"}
     if "mycat" in node.roles:
         # Reloads go through MyCat's manager port (reload @@config or @@config_all, with the
         # password MyCat has loaded); the lab script only starts MyCat on the first version.
         check = spec.health_check("mycat")
-        command += ["--mycat-dir", MYCAT_DIR,
-                    "--mycat-manager", f"127.0.0.1:{check.manager_port or 9066}",
-                    "--mycat-reload", "stackha-lab-service reload mycat",
+        options |= {"mycat-dir": MYCAT_DIR,
+                    "mycat-manager": f"127.0.0.1:{check.manager_port or 9066}",
+                    "mycat-reload": "stackha-lab-service reload mycat",
                     # The first reload starts MyCat: a JVM on a busy machine needs longer
                     # than the 20 s default.
-                    "--reload-timeout", "120",
+                    "reload-timeout": 120,
                     # Lab traffic stays in the lab: no version naming another backend.
-                    "--mycat-backend-network", str(lab_network(spec))]
+                    "mycat-backend-network": [str(lab_network(spec))]}
         if check.user:
-            command.append("--mycat-health")
+            options["mycat-health"] = True
     if spec.groups_of(node.name):
-        command += ["--keepalived-dir", KEEPALIVED_DIR, "--stackha-command", STACKHA]
+        options |= {"keepalived-dir": KEEPALIVED_DIR, "stackha-command": STACKHA}
     if _is_director(spec, node) or node.name in _realservers(spec):
-        command.append("--lvs")
+        options["lvs"] = True
     if _checks_mycat_login(spec, node):
-        command += ["--mycat-password-file", MYCAT_PASSWORD_IN_CONTAINER]
-    return command
+        options["mycat-password-file"] = MYCAT_PASSWORD_IN_CONTAINER
+    return options
+
+
+def _agent_config_name(node: Node) -> str:
+    return f"agent-{node.name}"
+
+
+def _agent_configs(spec: StackSpec) -> dict[str, Any]:
+    """One compose config per node holding its agent.yaml (mounted read-only, root's)."""
+    return {_agent_config_name(node): {"content": yaml.safe_dump(
+        agent_options(spec, node), sort_keys=False, default_flow_style=False)}
+        for node in spec.nodes}
 
 
 def _is_director(spec: StackSpec, node: Node) -> bool:
@@ -199,7 +219,10 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         "image": _image(options, image),
         "pull_policy": "never",
         "hostname": node.name,
-        "command": _agent_command(spec, node),
+        "command": [STACKHA, "agent", "--config", AGENT_CONFIG_IN_CONTAINER],
+        # Outside Swarm compose ignores a mode: the file is root's, 0444, which the agent's
+        # check accepts (nobody but root may write it).
+        "configs": [{"source": _agent_config_name(node), "target": AGENT_CONFIG_IN_CONTAINER}],
         "environment": {"STACKHA_LAB_SERVICES": " ".join(services)},
         "env_file": [options.agent_env_file.format(node=node.name)],
         "volumes": [f"{options.configs_mount}:{CONFIGS_IN_CONTAINER}:ro",
@@ -326,6 +349,7 @@ def compose_document(spec: StackSpec, backend: Backend,
     return {
         "name": options.project,
         "services": services,
+        "configs": _agent_configs(spec),
         "networks": {NETWORK: {
             "driver": "bridge",
             # No route out: nothing in the lab reaches past the bridge (no NAT, no gateway
@@ -344,8 +368,17 @@ HEADER = """\
 """
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the agents' agent.yaml) as literal blocks, readable as files."""
+
+
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
 def render_compose(spec: StackSpec, backend: Backend, options: LabOptions | None = None,
                    source: str = "configs/stackha.yaml") -> str:
     document = compose_document(spec, backend, options)
-    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=100)
     return HEADER.format(source=source) + body
