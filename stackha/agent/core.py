@@ -32,6 +32,7 @@ from typing import Any
 from stackha import __version__
 from stackha.agent import metrics
 from stackha.agent.checker import Check, CheckScheduler, Verdict
+from stackha.agent.drain import open_connections, served_ports
 from stackha.agent.endpoints import NodeView
 from stackha.agent.filesync import (
     ApplyResult,
@@ -73,6 +74,15 @@ from stackha.model.bundle import (
     shipped_code_reason,
 )
 from stackha.model.cluster import ClusterView
+from stackha.model.control import (
+    Maintenance,
+    SwitchoverRequest,
+    drained_spec,
+    parse_maintenance,
+    parse_switchover,
+    preferred_value,
+    switchover_track,
+)
 from stackha.model.rollout import gate
 from stackha.model.spec import HealthCheck, MycatSpec, StackSpec, parse_spec
 from stackha.model.status import NodeStatus
@@ -195,6 +205,15 @@ class Agent:
         # failed check in a group where a lower priority alone would not move the VIP).
         self._yielding: set[str] = set()
         self._next_split_brain_check = 0.0
+        # The operator's requests (stackha.coordinator.control), as last read from the store
+        # and kept in the state directory, so that a restarted agent (ZooKeeper not reached
+        # yet) neither takes back a VIP it handed over nor lets a drained node back in.
+        self._switchovers: dict[str, SwitchoverRequest] = {}
+        self._maintenance: Maintenance | None = None
+        self._drain_since: float | None = None
+        self._drained: dict[str, Maintenance] = {}  # realservers a director gives weight 0
+        self._control_watched: set[str] = set()
+        self._load_control()
         if settings.vrrp is not None:
             self._setup_vrrp(settings.vrrp)
         # LVS-DR: realserver setup and the director's forwarding (see stackha/lvs/node.py).
@@ -438,27 +457,31 @@ class Agent:
             self._configure_checks(self._spec_of(self.applied) if self.applied else None)
             self.checks.start()
         self._start_vrrp()
-        if self._drain_setting() is not None and self.mycat_reload is not None \
+        if self._maintenance is not None:
+            self._enter_maintenance(self._maintenance)
+        elif self._drain_setting() is not None and self.mycat_reload is not None \
                 and self.mycat_reload.set_online(True):
             # Undo the drain of a previous planned stop (harmless when MyCat is online).
             log.info("event=mycat_undrained")
         if self.lvs is not None and self.applied is not None:
             last_spec = self._spec_of(self.applied)
             if last_spec is not None:
-                self.lvs.apply(last_spec, self.settings.node)
+                self.lvs.apply(drained_spec(last_spec, self._drained), self.settings.node)
         self.store.add_listener(self.on_zk_state)
         self.store.start(wait=False)
         metrics.ZK_CONNECTED.set(0)
         next_beat = time.monotonic()
         while not self._stopping:
             now = time.monotonic()
-            deadline = next_beat if self._pending is None \
+            deadline = next_beat if self._pending is None and self._drain_since is None \
                 else min(next_beat, now + self.settings.rollout_poll)
             try:
                 kind, payload = self.events.get(timeout=max(0.0, deadline - now))
             except queue.Empty:
                 if self._pending is not None:
                     self._advance_rollout()
+                if self._drain_since is not None:
+                    self._update_drain()
                 if time.monotonic() >= next_beat:
                     try:
                         self._heartbeat()
@@ -485,6 +508,10 @@ class Agent:
             self._on_conflict(payload)
         elif kind == "check":
             self._on_check(*payload)
+        elif kind == "switchover":
+            self._on_switchover(*payload)
+        elif kind == "maintenance":
+            self._on_maintenance(*payload)
         elif kind == "stop":
             self._stopping = True
 
@@ -509,6 +536,7 @@ class Agent:
                     log.warning("event=watch_failed reason=%r", str(exc))
             else:
                 self._resync()
+            self._watch_control()
 
     def _resync(self) -> None:
         try:
@@ -690,8 +718,12 @@ class Agent:
 
     def _reset_tracks(self) -> None:
         """A trial a killed agent left behind must not keep the node's priority down."""
-        for name in (TRIAL_TRACK, YIELD_TRACK):
-            self._write_track(name, 0)
+        self._write_track(TRIAL_TRACK, 0)
+        # A node in maintenance stays yielded across a restart (no 0 written in between: a
+        # moment at full priority would take the VIP back under preempt).
+        self._yielding = {"maintenance"} if self._maintenance is not None else set()
+        self._write_track(YIELD_TRACK, 1 if self._yielding else 0)
+        self._update_preferred()
 
     def _begin_trial(self, version: ConfigVersion) -> bool:
         """As this version's canary, keep out of every VIP for the trial, so that a version
@@ -849,11 +881,13 @@ class Agent:
         for resource in self._all_resources():
             resource.commit()
         if self.lvs is not None:
-            self.lvs.apply(spec, self.settings.node)
+            self.lvs.apply(drained_spec(spec, self._drained), self.settings.node)
         self.status = replace(self.status, applied_version=version.number, roles=spec.node(
             self.settings.node).roles, last_error="", last_error_time="")
         metrics.APPLIED_VERSION.set(version.number)
         self._configure_checks(spec)
+        self._update_preferred()
+        self._watch_control()
         log.info("event=applied version=%d roles=%s", version.number, ",".join(done) or "-")
         return True
 
@@ -863,7 +897,9 @@ class Agent:
             return None
         ipvs = self.lvs is not None and self.lvs.uses_ipvs(spec, self.settings.node)
         try:
-            text = keepalived_conf(spec, self.settings.node, vrrp, ipvs)
+            # Directors' IPVS tables: realservers in maintenance at weight 0.
+            text = keepalived_conf(drained_spec(spec, self._drained), self.settings.node,
+                                   vrrp, ipvs)
         except UnsafeValue as exc:  # the parser refuses these first; this is the backstop
             return ApplyResult(changed=False, ok=False, stage="validate", reason=str(exc))
         result = self.vrrp_sync.apply({"keepalived.conf": text.encode()}, version=number,
@@ -946,6 +982,7 @@ class Agent:
 
     def _on_check(self, name: str, verdict: Verdict) -> None:
         metrics.HEALTH_OK.labels(check=name).set(1 if verdict.healthy else 0)
+        self._update_preferred()
         # Report first, then look at the peers: two nodes failing at once each publish their
         # failure before reading the other's report, so they cannot both stand down.
         self._report()
@@ -1085,3 +1122,209 @@ class Agent:
             self.store.close()
         except (StoreError, OSError) as exc:
             log.warning("event=close_failed reason=%r", str(exc))
+
+    # operator requests: switchover and maintenance ----------------------------------------
+    @property
+    def control_path(self) -> Path:
+        return self.settings.state_dir / "control.json"
+
+    def _load_control(self) -> None:
+        try:
+            raw = json.loads(self.control_path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("event=control_state_unreadable reason=%r", describe(exc))
+            return
+        if not isinstance(raw, dict):
+            return
+        me = self.settings.node
+        if isinstance(raw.get("maintenance"), dict):
+            self._maintenance = parse_maintenance(me, json.dumps(raw["maintenance"]).encode())
+        for group, entry in (raw.get("switchover") or {}).items():
+            request = parse_switchover(str(group), json.dumps(entry).encode())
+            if request is not None:
+                self._switchovers[str(group)] = request
+        for node, entry in (raw.get("drained") or {}).items():
+            found = parse_maintenance(str(node), json.dumps(entry).encode())
+            if found is not None:
+                self._drained[str(node)] = found
+        log.info("event=control_state_loaded maintenance=%s switchover=%s drained=%s",
+                 "on" if self._maintenance else "off",
+                 ",".join(f"{g}:{r.to}" for g, r in sorted(self._switchovers.items())) or "-",
+                 ",".join(sorted(self._drained)) or "-")
+
+    def _save_control(self) -> None:
+        document = {
+            "maintenance": json.loads(self._maintenance.to_json()) if self._maintenance
+            else None,
+            "switchover": {g: json.loads(r.to_json()) for g, r in self._switchovers.items()},
+            "drained": {n: json.loads(m.to_json()) for n, m in self._drained.items()}}
+        try:
+            write_state_file(self.control_path, json.dumps(document, sort_keys=True).encode())
+        except OSError as exc:
+            log.warning("event=control_state_write_failed reason=%r", describe(exc))
+
+    def _watch_control(self) -> None:
+        """Watch the requests that concern this node: its own maintenance, each of its
+        groups' switchover, and (a director) its realservers' maintenance. Watches live with
+        the session's client, so each is set once."""
+        if self.zk_state != ConnectionState.CONNECTED \
+                or not hasattr(self.store, "watch_switchover"):
+            return
+        spec = self._spec_of(self.applied) if self.applied is not None else None
+        me = self.settings.node
+        wanted = {f"maintenance/{me}"}
+        if spec is not None:
+            wanted |= {f"switchover/{g.name}" for g in spec.groups_of(me)}
+            node = spec.node(me)
+            if node is not None and "director" in node.roles:
+                wanted |= {f"maintenance/{name}" for service in spec.lvs_services
+                           for name in service.realservers}
+        for key in sorted(wanted - self._control_watched):
+            kind, name = key.split("/", 1)
+            try:
+                if kind == "switchover":
+                    self.store.watch_switchover(name, lambda request, group=name:
+                                                self.events.put(("switchover",
+                                                                 (group, request))))
+                else:
+                    self.store.watch_maintenance(name, lambda found, node=name:
+                                                 self.events.put(("maintenance",
+                                                                  (node, found))))
+            except StoreError as exc:
+                log.warning("event=control_watch_failed what=%s reason=%r", key, str(exc))
+                continue
+            self._control_watched.add(key)
+
+    def _group_healthy(self, checks: tuple[str, ...]) -> bool:
+        verdicts = self.checks.verdicts() if self.checks is not None else {}
+        return all(verdicts[c].healthy for c in checks if c in verdicts)
+
+    def _update_preferred(self) -> None:
+        """switchover_<group>.track: 1 while this node is the group's preferred holder and
+        may serve (its checks pass, it is not in maintenance)."""
+        if self.tracks is None or self.applied is None:
+            return
+        spec = self._spec_of(self.applied)
+        for group in spec.groups_of(self.settings.node) if spec is not None else ():
+            value = preferred_value(self._switchovers.get(group.name), self.settings.node,
+                                    self._group_healthy(group.checks),
+                                    self._maintenance is not None)
+            if self.tracks.write(switchover_track(group.name), value):
+                log.info("event=switchover_track group=%s value=%d", group.name, value)
+
+    def _on_switchover(self, group: str, request: SwitchoverRequest | None) -> None:
+        if self._switchovers.get(group) == request:
+            return
+        if request is None:
+            self._switchovers.pop(group, None)
+        else:
+            self._switchovers[group] = request
+        log.info("event=switchover_request group=%s to=%s id=%s", group,
+                 request.to if request else "-", request.id if request else "-")
+        self._save_control()
+        self._update_preferred()
+        spec = self._spec_of(self.applied) if self.applied is not None else None
+        found = next((g for g in spec.groups_of(self.settings.node) if g.name == group),
+                     None) if spec is not None else None
+        if request is None or request.to == self.settings.node or found is None \
+                or self.status.vrrp.get(group) != "MASTER" \
+                or lower_priority_moves_at_once(found):
+            return
+        # No preempt (or a slow one): the target's higher priority moves nothing while this
+        # node advertises, so it steps aside (FAULT, a priority-0 advert) until the target is
+        # MASTER; then it comes back as BACKUP and, the target now being the highest, stays.
+        self._set_yield("switchover", True)
+        try:
+            self._wait_for_other_masters([group])
+        finally:
+            self._set_yield("switchover", False)
+
+    def _on_maintenance(self, node: str, found: Maintenance | None) -> None:
+        if node != self.settings.node:
+            self._on_peer_maintenance(node, found)
+            return
+        if found == self._maintenance:
+            return
+        if found is None:
+            self._leave_maintenance()
+        else:
+            self._enter_maintenance(found)
+        self._save_control()
+        self._report()
+
+    def _enter_maintenance(self, found: Maintenance) -> None:
+        """Hand the VIPs over, MyCat offline, then count connections until they drain."""
+        first = self._maintenance is None or self._drain_since is None
+        self._maintenance = found
+        log.info("event=maintenance state=on reason=%r", found.reason)
+        self._set_yield("maintenance", True)
+        self._update_preferred()
+        if self.mycat_reload is not None and self.mycat_reload.set_online(False):
+            log.info("event=mycat_offline why=maintenance")
+        if first:
+            self._drain_since = time.monotonic()
+        self.status = replace(self.status, maintenance="draining",
+                              maintenance_reason=found.reason)
+        self._update_drain()
+
+    def _leave_maintenance(self) -> None:
+        log.info("event=maintenance state=off")
+        self._maintenance = None
+        self._drain_since = None
+        if self.mycat_reload is not None and self.mycat_reload.set_online(True):
+            log.info("event=mycat_online why=maintenance_off")
+        self._set_yield("maintenance", False)
+        self._update_preferred()
+        self.status = replace(self.status, maintenance="", maintenance_reason="")
+
+    def _update_drain(self) -> None:
+        """While in maintenance: how many client connections are left, and whether the drain
+        is over (none left and no VIP held) or its timeout ran out."""
+        if self._maintenance is None or self._drain_since is None:
+            return
+        spec = self._spec_of(self.applied) if self.applied is not None else None
+        left = open_connections(served_ports(spec, self.settings.node)) if spec else 0
+        holds = any(state == "MASTER" for state in self.status.vrrp.values())
+        waited = time.monotonic() - self._drain_since
+        if left == 0 and not holds:
+            state = "drained"
+        elif waited >= self._maintenance.drain_timeout:
+            state = f"drain timed out ({left} connections left)"
+        else:
+            state = f"draining ({left} connections)"
+        if state.startswith(("drained", "drain timed out")):
+            self._drain_since = None
+        if state != self.status.maintenance:
+            log.info("event=maintenance_drain state=%r", state)
+            self.status = replace(self.status, maintenance=state)
+            self._report()
+
+    def _on_peer_maintenance(self, node: str, found: Maintenance | None) -> None:
+        """A director: a realserver in maintenance gets weight 0 (no new connections, the
+        established ones stay); back to its spec weight when it leaves."""
+        if self._drained.get(node) == found or (found is None and node not in self._drained):
+            return
+        if found is None:
+            self._drained.pop(node, None)
+        else:
+            self._drained[node] = found
+        log.info("event=realserver_maintenance node=%s state=%s", node,
+                 "on" if found else "off")
+        self._save_control()
+        spec = self._spec_of(self.applied) if self.applied is not None else None
+        if spec is None:
+            return
+        if self.lvs is not None:
+            self.lvs.apply(drained_spec(spec, self._drained), self.settings.node)
+            if self.lvs.uses_ipvs(spec, self.settings.node) and self.vrrp_sync is not None \
+                    and self.settings.vrrp is not None:
+                text = keepalived_conf(drained_spec(spec, self._drained), self.settings.node,
+                                       self.settings.vrrp, True)
+                result = self.vrrp_sync.apply({"keepalived.conf": text.encode()},
+                                              version=self.applied.number
+                                              if self.applied else 0)
+                if not result.ok:
+                    log.error("event=realserver_weight_failed node=%s reason=%r", node,
+                              result.reason)

@@ -7,12 +7,24 @@ import argparse
 import sys
 
 from stackha import __version__
-from stackha.cli import agent, config, drill, keys, lab, lvs, mycat, render, status, trust
+from stackha.cli import (
+    agent,
+    config,
+    control,
+    drill,
+    keys,
+    lab,
+    lvs,
+    mycat,
+    render,
+    status,
+    trust,
+)
 from stackha.cli.output import EXIT_FAIL, CommandError, report, say_error
 from stackha.logs import setup_logging
 from stackha.store.base import StoreError, VersionUnreadable
 
-GROUPS = (config, keys, trust, agent, render, mycat, status, lab, drill, lvs)
+GROUPS = (config, keys, trust, agent, render, mycat, status, control, lab, drill, lvs)
 
 
 def build_parser() -> argparse.ArgumentParser:

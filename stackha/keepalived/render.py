@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackha.model.control import switchover_track, switchover_weight
 from stackha.model.spec import HealthCheck, LvsService, StackSpec, VrrpGroup
 
 SCRIPT_USER = "keepalived_script"
@@ -148,12 +149,17 @@ def _refuse_unsafe(spec: StackSpec, node: str, groups: tuple[VrrpGroup, ...],
             keepalived_word(f"health_checks.{name}.host", check.host)
 
 
-def _track_file_blocks(options: RenderOptions, checks: list[str]) -> list[str]:
+def _track_file_blocks(options: RenderOptions, checks: list[str],
+                       groups: tuple[VrrpGroup, ...]) -> list[str]:
     lines: list[str] = []
     # The trial's and the checks' weights are set per instance (below); -1 is a default.
+    # A switchover's preferred holder (stackha.model.control) has one file per group, so
+    # that preferring a node in one group leaves its other groups alone.
     for name, path, weight in (("stackha_trial", TRIAL_TRACK, -1),
                                ("stackha_yield", YIELD_TRACK, 0),
-                               *((f"stackha_chk_{c}", check_track(c), -1) for c in checks)):
+                               *((f"stackha_chk_{c}", check_track(c), -1) for c in checks),
+                               *((f"stackha_switchover_{g.name}", switchover_track(g.name), 1)
+                                 for g in groups)):
         lines += [f"track_file {name} {{",
                   f'    file "{options.track_dir.rstrip("/")}/{path}"',
                   f"    weight {weight}",
@@ -232,6 +238,9 @@ def _instance_block(spec: StackSpec, group: VrrpGroup, node: str,
         lines.append("    }")
     lines.append("    track_file {")
     lines += [f"        stackha_chk_{name} weight -{weights[name]}" for name in group.checks]
+    # The preferred holder rises above every other member (1 x weight): with preempt it
+    # takes the VIP and keeps it; the agent writes 1 only while its checks pass.
+    lines.append(f"        stackha_switchover_{group.name} weight {switchover_weight(group)}")
     if member.priority > 1:
         # Down to priority 1, and no further: keepalived sends an instance to FAULT when a
         # track file's value x weight is below -253 (keepalived.conf(5), track_file; seen
@@ -341,7 +350,7 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
     lines += ["}", ""]
     wanted = sorted({name for g in groups for name in g.checks})
     if groups:
-        lines += _track_file_blocks(options, wanted)
+        lines += _track_file_blocks(options, wanted, groups)
     for check_name in wanted:
         lines += _backstop_block(spec.health_check(check_name), options)
     for group in groups:

@@ -41,7 +41,8 @@ DOCUMENT_KEYS = ("schema_version", "current_version", "nodes", "split_brain",
                  "split_brain_suspected", "vrrp_groups", "read_at")
 NODE_KEYS = ("node", "roles", "reporting", "applied_version", "current_version", "drift",
              "vrrp", "health", "last_error", "heartbeat", "reported_vrrp",
-             "heartbeat_interval", "report_age_s", "stale", "stale_after_s")
+             "heartbeat_interval", "report_age_s", "stale", "stale_after_s", "maintenance",
+             "maintenance_reason")
 # An agent too old to report its interval ran with the agent's default (--heartbeat 5).
 DEFAULT_HEARTBEAT_S = 5.0
 # A live agent's writes can be late by a slow health probe or a ZooKeeper hiccup: three
@@ -112,6 +113,9 @@ class NodeRow:
             "reported_vrrp": dict(s.vrrp) if s else {},
             "heartbeat_interval": s.heartbeat_interval if s else None,
             "report_age_s": self.age, "stale": self.stale, "stale_after_s": self.stale_after_s,
+            # "" when not in maintenance, else the agent's progress with it; and the reason.
+            "maintenance": s.maintenance if s else "",
+            "maintenance_reason": s.maintenance_reason if s else "",
         }
 
 
@@ -187,7 +191,9 @@ class ClusterView:
                     health=_frozen({str(k): str(v)
                                     for k, v in (entry.get("health") or {}).items()}),
                     heartbeat=str(entry.get("heartbeat") or ""),
-                    heartbeat_interval=interval_or_none(entry.get("heartbeat_interval")))
+                    heartbeat_interval=interval_or_none(entry.get("heartbeat_interval")),
+                    maintenance=str(entry.get("maintenance") or ""),
+                    maintenance_reason=str(entry.get("maintenance_reason") or ""))
         groups = {str(g): tuple(str(m) for m in members)
                   for g, members in (doc.get("vrrp_groups") or {}).items()}
         # The ages are judged again at the time the document was read, not at reading it back.
@@ -367,6 +373,11 @@ class ClusterView:
             out.append(f"SPLIT BRAIN SUSPECTED: group {group}: MASTER on "
                        f"{', '.join(masters[group])}; stale report from "
                        f"{', '.join(stale_claims[group])} still claims MASTER")
+        for row in self.rows():
+            if row.status is not None and row.status.maintenance:
+                reason = row.status.maintenance_reason
+                out.append(f"MAINTENANCE: {row.node}: {row.status.maintenance}"
+                           + (f": {reason}" if reason else ""))
         for row in self.stale():
             out.append(f"STALE: {row.node}: {row.why_stale()}, stale after "
                        f"{row.stale_after_s:g} s: its VRRP state and health are not believed")

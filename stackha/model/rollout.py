@@ -49,7 +49,9 @@ def choose_canaries(spec: StackSpec, statuses: Mapping[str, NodeStatus]) -> dict
         live = [n.name for n in spec.nodes if role in n.roles and n.name in statuses]
         if len(live) < 2:
             continue
+        # A node in maintenance is out on purpose: no trial there.
         qualified = [name for name in live if statuses[name].canary_capable
+                     and not statuses[name].maintenance
                      and _healthy_for(statuses[name], role)]
         if qualified:
             canaries[role] = min(qualified, key=lambda name: (

@@ -65,6 +65,10 @@ class NodeStatus:
     vrid_conflicts: tuple[str, ...] = ()
     # This agent reports rejected_version, so it can be a version's canary (stackha.model.rollout).
     canary_capable: bool = False
+    # Maintenance (stackha maintenance NODE on): "" when off, else where the agent is with it
+    # ("draining (N connections)", "drained", "drain timed out (N connections left)").
+    maintenance: str = ""
+    maintenance_reason: str = ""
 
     def __post_init__(self) -> None:
         # Every way a status is made (the agent's replace(), parse_status) passes here, so no
@@ -156,4 +160,6 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         zookeeper=str(raw.get("zookeeper") or ""),
         vrid_conflicts=tuple(str(c) for c in conflicts) if isinstance(conflicts, list) else (),
         canary_capable=raw.get("canary_capable") is True,
+        maintenance=str(raw.get("maintenance") or ""),
+        maintenance_reason=str(raw.get("maintenance_reason") or ""),
     )

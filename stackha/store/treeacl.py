@@ -8,6 +8,9 @@
     status/<node>                  coordinator ALL; <node> READ|CREATE|DELETE
     status/<node>/report           ephemeral, made by <node>: <node> READ|WRITE; the
                                    coordinator and every other node READ
+    control, control/switchover, control/maintenance and their children (one request per
+    group or node)           coordinator ALL; every registered node READ (agents obey
+                             them, so nobody else may write one)
 
 ZooKeeper's CREATE on a parent allows any child name, so a node's status lives below a
 parent that only that node may create in; the coordinator makes one per node and nobody

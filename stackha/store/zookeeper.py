@@ -7,6 +7,8 @@ Layout under ``<chroot>/<cluster>`` (the ACL of each znode: store.treeacl)::
     config/versions/<n>/<role>  that role's files, readable only by the nodes with the role
     status/<node>             made by the coordinator; only <node> may create/delete below
     status/<node>/report      ephemeral, written by that node's agent
+    control/switchover/<group>  the group's preferred holder ({to, requested_at, id})
+    control/maintenance/<node>  the node is in maintenance ({reason, since, drain_timeout})
 
 A new version (manifest and parts) and the move of ``current`` happen in one multi-op
 transaction guarded by the version of ``current``: no reader ever sees half a publication and
@@ -44,6 +46,12 @@ from kazoo.security import (
 )
 
 from stackha.model.bundle import ROLE_PREFIXES, ConfigVersion, parse_version
+from stackha.model.control import (
+    Maintenance,
+    SwitchoverRequest,
+    parse_maintenance,
+    parse_switchover,
+)
 from stackha.model.status import NodeStatus, parse_status
 from stackha.model.versionparts import merge_document, part_names, split_document
 from stackha.store.base import (
@@ -226,6 +234,16 @@ class ZooKeeperStore:
     def status_path(self) -> str:
         return f"{self.base}/status"
 
+    @property
+    def control_path(self) -> str:
+        return f"{self.base}/control"
+
+    def switchover_path(self, group: str = "") -> str:
+        return f"{self.control_path}/switchover" + (f"/{group}" if group else "")
+
+    def maintenance_path(self, node: str = "") -> str:
+        return f"{self.control_path}/maintenance" + (f"/{node}" if node else "")
+
     # layout and ACLs (coordinator) --------------------------------------------------------
     def node_status_path(self, node: str) -> str:
         return f"{self.status_path}/{node}"
@@ -268,7 +286,8 @@ class ZooKeeperStore:
         suspect = False
         for path, data in self._fixed_nodes():
             writable = self._own(path, data, config, known, take_over, actions)
-            suspect |= writable and path != self.status_path
+            suspect |= writable and path in (self.base, f"{self.base}/config",
+                                              self.current_path, self.versions_path)
         for node in sorted(access.nodes):
             self._own(self.node_status_path(node), access.report_plan(node),
                       access.grants_node_status(node), known, take_over, actions)
@@ -276,6 +295,7 @@ class ZooKeeperStore:
             if self.client.get(self.node_status_path(node))[0] != plan:
                 self.client.set(self.node_status_path(node), plan)
         self._own_statuses(access, known, take_over, actions)
+        self._own_controls(access, known, take_over, actions)
         if take_over:
             self._own_versions(access, known, suspect, actions)
         for line in actions:
@@ -288,7 +308,37 @@ class ZooKeeperStore:
 
     def _fixed_nodes(self) -> list[tuple[str, bytes]]:
         return [(self.base, b""), (f"{self.base}/config", b""), (self.current_path, b"0"),
-                (self.versions_path, b""), (self.status_path, b"")]
+                (self.versions_path, b""), (self.status_path, b""), (self.control_path, b""),
+                (self.switchover_path(), b""), (self.maintenance_path(), b"")]
+
+    def _own_controls(self, access: TreeAccess, known: frozenset[str], take_over: bool,
+                      actions: list[str]) -> None:
+        """Requests are the coordinator's alone (every node reads them): one that someone
+        else could have written is refused, or deleted on a take-over (an agent obeys it)."""
+        kinds = {"switchover", "maintenance"}
+        for name in sorted(self.client.get_children(self.control_path)):
+            path = f"{self.control_path}/{name}"
+            if name not in kinds:
+                if not take_over:
+                    raise StoreError(f"{path}: not a stackha control node; nothing published "
+                                     "(run `stackha init`)")
+                self._delete(path, "not a stackha control node", actions)
+                continue
+            for child in sorted(self.client.get_children(path)):
+                child_path = f"{path}/{child}"
+                try:
+                    found, _stat = self.client.get_acls(child_path)
+                except NoNodeError:
+                    continue
+                finding = compare(child_path, found, access.grants_config(), known)
+                if finding is None:
+                    continue
+                if finding.foreign or self.client.get_children(child_path):
+                    if not take_over:
+                        raise StoreError(finding.line())
+                    self._delete(child_path, "a request someone else could write", actions)
+                else:
+                    self.client.set_acls(child_path, access.config_acl())
 
     def _own(self, path: str, data: bytes, grants: Mapping[str, int], known: frozenset[str],
              take_over: bool, actions: list[str]) -> bool:
@@ -690,6 +740,88 @@ class ZooKeeperStore:
             if status is not None:
                 result[name] = status
         return result
+
+    # operator requests (coordinator writes, agents read) --------------------------------------
+    def _control_acl(self) -> list[ACL]:
+        return OPEN_ACL_UNSAFE if self.identity is None else self._require_access().config_acl()
+
+    def _put_control(self, path: str, data: bytes) -> None:
+        acl = self._control_acl()
+        for parent in (self.control_path, path.rsplit("/", 1)[0]):
+            self._create_if_missing(parent, b"", acl)
+        try:
+            self.client.create(path, data, acl=acl)
+        except NodeExistsError:
+            self.client.set(path, data)
+
+    def _get_control(self, path: str) -> bytes | None:
+        try:
+            return self.client.get(path)[0]
+        except NoNodeError:
+            return None
+        except NoAuthError as exc:
+            raise StoreError(f"{path}: not allowed to read") from exc
+
+    def _children(self, path: str) -> list[str]:
+        try:
+            return sorted(self.client.get_children(path))
+        except NoNodeError:
+            return []
+
+    @_translated
+    def put_switchover(self, request: SwitchoverRequest) -> None:
+        self._put_control(self.switchover_path(request.group), request.to_json())
+
+    @_translated
+    def delete_switchover(self, group: str) -> bool:
+        try:
+            self.client.delete(self.switchover_path(group))
+        except NoNodeError:
+            return False
+        return True
+
+    @_translated
+    def switchover(self, group: str) -> SwitchoverRequest | None:
+        return parse_switchover(group, self._get_control(self.switchover_path(group)))
+
+    @_translated
+    def put_maintenance(self, maintenance: Maintenance) -> None:
+        self._put_control(self.maintenance_path(maintenance.node), maintenance.to_json())
+
+    @_translated
+    def delete_maintenance(self, node: str) -> bool:
+        try:
+            self.client.delete(self.maintenance_path(node))
+        except NoNodeError:
+            return False
+        return True
+
+    @_translated
+    def maintenance(self) -> dict[str, Maintenance]:
+        """Every node in maintenance."""
+        found = {}
+        for node in self._children(self.maintenance_path()):
+            entry = parse_maintenance(node, self._get_control(self.maintenance_path(node)))
+            if entry is not None:
+                found[node] = entry
+        return found
+
+    @_translated
+    def watch_switchover(self, group: str,
+                         callback: Callable[[SwitchoverRequest | None], None]) -> None:
+        """``callback`` now and on every change of the group's request (None: none)."""
+        def on_change(data: bytes | None, _stat: object) -> None:
+            callback(parse_switchover(group, data))
+
+        self.client.DataWatch(self.switchover_path(group), on_change)
+
+    @_translated
+    def watch_maintenance(self, node: str,
+                          callback: Callable[[Maintenance | None], None]) -> None:
+        def on_change(data: bytes | None, _stat: object) -> None:
+            callback(parse_maintenance(node, data))
+
+        self.client.DataWatch(self.maintenance_path(node), on_change)
 
     # MyCat's own ZooKeeper mode -------------------------------------------------------------
     @_translated
