@@ -380,3 +380,35 @@ def _first_start_then_reload(mycat_node, configs, zookeeper, start: str) -> None
     mycat_node.login("rotated_pw")
     assert mycat_node.log("agent").count("event=mycat_not_running") == 1
     assert "command='reload @@config' result=ok" in mycat_node.log("standin")
+
+
+def test_maintenance_takes_mycat_offline_and_off_brings_it_back(mycat_node, configs,
+                                                               zookeeper):
+    # Issue #18: `stackha maintenance NODE on` puts MyCat offline on its manager port (new
+    # logins refused, so the directors' checks drop it), and it stays so across an agent
+    # restart; off puts it online again.
+    assert _push(configs) == 0
+    mycat_node.start_agent()
+    wait_for(lambda: _applied(configs, zookeeper, 1), 30, "mycat1 to apply version 1")
+    mycat_node.login("app_pw")
+    command = ["maintenance", "mycat1", "--configs", str(configs)]
+    assert main([*command[:2], "on", *command[2:], "--reason", "jvm", "--drain-timeout",
+                 "2"]) == 0
+    assert "event=mycat_offline why=maintenance" in mycat_node.log("agent")
+    with pytest.raises(pymysql.err.OperationalError):
+        mycat_node.login("app_pw")
+    status = node_status(configs, zookeeper.hosts, "mycat1")
+    assert status is not None and status["maintenance_reason"] == "jvm"
+    assert mycat_node.agent is not None
+    mycat_node.agent.send_signal(signal.SIGTERM)
+    assert mycat_node.agent.wait(timeout=20) == 0
+    mycat_node.start_agent()
+    wait_for(lambda: mycat_node.log("agent").count("event=mycat_offline") == 2, 30,
+             "the restarted agent to keep MyCat offline")
+    assert "event=mycat_undrained" not in mycat_node.log("agent")
+    with pytest.raises(pymysql.err.OperationalError):
+        mycat_node.login("app_pw")
+    assert main([*command[:2], "off", *command[2:]]) == 0
+    wait_for(lambda: "event=mycat_online why=maintenance_off" in mycat_node.log("agent"), 30,
+             "MyCat online again")
+    mycat_node.login("app_pw")
