@@ -116,3 +116,27 @@ def test_maintenance_hands_the_vip_over_survives_an_agent_restart_and_off_brings
     wait_until(lambda: lab.holder() == "nginx1", 20, what="nginx1 to take the VIP back")
     assert nodes(lab)["nginx1"]["maintenance"] == ""
     assert cli(lab, "switchover", "web", "--to", "nginx2", "--timeout", "20").returncode == 0
+
+
+def test_switchover_under_nopreempt_moves_the_vip_through_a_yield_and_it_stays(tmp_path,
+                                                                               credentials):
+    # Without preempt a higher priority moves nothing: the master steps aside (FAULT) until
+    # the target is MASTER, then comes back as BACKUP and stays so.
+    lab = VrrpLab(tmp_path / "nopreempt", preempt=False)
+    try:
+        lab.setup()
+        wait_until(lab.holder, 30, what="a master")
+        wait_until(lambda: sorted(r["vrrp"].get("web", "") for r in nodes(lab).values())
+                   == ["BACKUP", "MASTER"], 30, what="both nodes to report")
+        holder = lab.holder()
+        other = "nginx2" if holder == "nginx1" else "nginx1"
+        done = cli(lab, "switchover", "web", "--to", other, "--timeout", "20")
+        assert done.returncode == 0, done.stderr
+        assert lab.holder() == other
+        old = lab.n1 if holder == "nginx1" else lab.n2
+        assert "event=vrrp_yield state=on reasons=switchover" in lab.log(old)
+        wait_until(lambda: nodes(lab)[holder]["vrrp"] == {"web": "BACKUP"}, 20,
+                   what=f"{holder} back as BACKUP")
+        assert lab.holder() == other
+    finally:
+        lab.teardown()
