@@ -280,7 +280,7 @@ def test_keepalive_probe_follows_a_servers_connection_close_without_failing(keep
 
 
 def test_keepalive_probe_closes_a_connection_after_max_uses(keepalive_server):
-    host, port, state = keepalive_server
+    host, port, _state = keepalive_server
     probe = KeepAliveWebProbe(host, port, timeout=1.0, pool=1, max_uses=2)
     assert all(probe().ok for _ in range(4))
     assert probe.connects == 2

@@ -2,8 +2,9 @@
 
 A web probe is an HTTP GET on a fresh connection (no keep-alive), so every attempt asks the
 VIP's current owner; a keep-alive web probe (``KeepAliveWebProbe``) keeps its connections open
-and tells a request lost on a kept connection from a failed new one. A MySQL probe is ``select 1`` on a small pool of connections to the MySQL
-VIP that keeps logging in anew (see ``MysqlProbe``). A ``Prober`` starts one attempt per
+and tells a request lost on a kept connection from a failed new one. A MySQL probe is
+``select 1`` on a small pool of connections to the MySQL VIP that keeps logging in anew (see
+``MysqlProbe``). A ``Prober`` starts one attempt per
 ``interval`` on a pool of worker threads, so an attempt that hangs until its timeout does not
 hold up the next ones: while a VIP is unreachable the series keeps its resolution (up to
 ``max_in_flight`` attempts at once; beyond that a tick is skipped and counted).
