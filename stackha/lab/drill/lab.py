@@ -7,19 +7,23 @@ Only the lab's own containers and addresses are ever touched.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stackha.lab.compose.engine import PROJECT_LABEL, SERVICE_LABEL, containers
-from stackha.lab.compose.render import ZK_PLAIN_PORT
+from stackha.lab.compose.render import STATE_DIR, ZK_PLAIN_PORT
 from stackha.model.spec import StackSpec, VrrpGroup
 
 log = logging.getLogger(__name__)
 
 NODE_LABEL = "stackha.node"
 CUT_TABLE = "stackha_drill"
+# The agent holds this lock for its life and writes its pid into it (stackha.cli.agent,
+# hold_agent_lock): the pid `systemctl restart` would signal, the MAINPID.
+AGENT_LOCK = f"{STATE_DIR}/agent.lock"
 
 
 class LabProblem(Exception):
@@ -69,6 +73,17 @@ def cut_ruleset(interface: str) -> str:
             f"  chain out {{ type filter hook output priority 0; policy accept;"
             f" oifname \"{interface}\" drop; }}\n"
             f"}}\n")
+
+
+def holds_address(ip_output: str, address: str) -> bool:
+    """Pure: whether `ip -4 -o addr show` output lists ``address`` on some interface."""
+    return re.search(rf"\binet {re.escape(address)}/", ip_output) is not None
+
+
+def lock_pid(text: str) -> int | None:
+    """Pure: the pid an agent wrote into its lock file; None when there is none."""
+    first = text.strip().split("\n", 1)[0].strip()
+    return int(first) if first.isdigit() else None
 
 
 def zk_mode(answer: str) -> str | None:
