@@ -19,7 +19,7 @@ from stackha.lab.drill.agentops import (
     Switchover,
 )
 from stackha.lab.drill.analysis import StatusSample
-from stackha.lab.drill.probes import Outcome, Prober
+from stackha.lab.drill.probes import Outcome
 from stackha.lab.drill.result import SQL, WEB
 from stackha.lab.drill.scenarios import SCENARIOS, Context, DrillOptions, NotRun
 from stackha.model.spec import parse_spec
