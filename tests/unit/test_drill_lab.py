@@ -147,3 +147,48 @@ def test_the_agent_lock_is_where_the_lab_agent_keeps_it():
     from stackha.lab.compose.render import STATE_DIR
 
     assert AGENT_LOCK == f"{STATE_DIR}/{LOCK_FILE}"
+
+
+class FakeContainer:
+    """A container as the Docker SDK gives it: ``exec_run`` answers from ``answers``."""
+
+    def __init__(self, answers: dict[str, tuple[int, bytes]]) -> None:
+        self.answers, self.ran = answers, []
+
+    def exec_run(self, argv):
+        self.ran.append(argv)
+        code, out = next((v for k, v in self.answers.items() if k in " ".join(argv)),
+                         (1, b""))
+        return type("Done", (), {"exit_code": code, "output": out})()
+
+
+class FakeClient:
+    def __init__(self, containers: dict[str, FakeContainer]) -> None:
+        self.by_node = containers
+        self.containers = self
+
+    def list(self, all: bool, filters: dict):
+        node = filters["label"][1].split("=", 1)[1]
+        return [self.by_node[node]] if node in self.by_node else []
+
+
+def test_the_agent_process_and_the_vip_through_docker_exec(spec):
+    nginx1 = FakeContainer({"agent.lock": (0, b"4242\n"), "kill -TERM": (0, b""),
+                            "pgrep": (0, b"77\n"),
+                            "addr show": (0, b"2: eth0 inet 10.77.0.100/24 scope global\n")})
+    nginx2 = FakeContainer({"agent.lock": (1, b""),
+                            "addr show": (0, b"2: eth0 inet 10.77.0.12/24 scope global\n")})
+    lab = DrillLab(spec, FakeClient({"nginx1": nginx1, "nginx2": nginx2}), "stackha",
+                   ROOT / "configs")
+    assert lab.agent_pid("nginx1") == 4242 and lab.agent_pid("nginx2") is None
+    assert lab.keepalived_pid("nginx1") == 77
+    lab.signal_agent("nginx1", 4242)
+    assert nginx1.ran[-1] == ["sh", "-c", 'kill -TERM "$1"', "sh", "4242"]
+    assert lab.vip_holders(["nginx1", "nginx2"], "10.77.0.100") == ["nginx1"]
+
+
+def test_the_fake_lab_of_the_scenario_tests_fakes_only_what_drilllab_has():
+    from tests.unit.test_drill_agentops import FakeLab
+
+    faked = {n for n in vars(FakeLab) if not n.startswith("_")}
+    assert faked <= set(dir(DrillLab)), faked - set(dir(DrillLab))

@@ -183,6 +183,33 @@ class DrillLab:
                              f"{output.strip().splitlines()[-1:] or ''}")
         return output
 
+    # the agent process --------------------------------------------------------------------
+    def agent_pid(self, node: str) -> int | None:
+        """The running agent's pid inside the node's container; None when none runs."""
+        code, out = self.exec(node, ["sh", "-c", f'pid=$(cat {AGENT_LOCK}) && '
+                                     'kill -0 "$pid" && echo "$pid"'])
+        return lock_pid(out) if code == 0 else None
+
+    def signal_agent(self, node: str, pid: int) -> None:
+        """SIGTERM to the agent process alone, as `systemctl restart` sends it: the lab's
+        entrypoint starts the agent again (compose/base/bin/stackha-lab-entrypoint)."""
+        log.info("event=drill_agent_restart container=%s pid=%d", node, pid)
+        self.exec_checked(node, ["sh", "-c", 'kill -TERM "$1"', "sh", str(pid)])
+
+    def keepalived_pid(self, node: str) -> int | None:
+        """The oldest keepalived process in the node's container (its parent process)."""
+        code, out = self.exec(node, ["pgrep", "-o", "-x", "keepalived"])
+        return lock_pid(out) if code == 0 else None
+
+    def vip_holders(self, nodes: list[str], vip: str) -> list[str]:
+        """Which of ``nodes`` have ``vip`` on an interface (ip addr via docker exec)."""
+        holders = []
+        for node in nodes:
+            code, out = self.exec(node, ["ip", "-4", "-o", "addr", "show"])
+            if code == 0 and holds_address(out, vip):
+                holders.append(node)
+        return holders
+
     # network cut --------------------------------------------------------------------------
     def interface_of(self, node: str) -> str:
         found = self.spec.node(node)
