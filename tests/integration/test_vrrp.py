@@ -32,6 +32,7 @@ from testkit.netlab import (
     run,
     wait_until,
 )
+from testkit.signing import harness_keys
 from testkit.vrrplab import VIP, VrrpLab, check_wrapper
 from tests.conftest import EXAMPLE_CONFIGS
 
@@ -142,7 +143,7 @@ def test_agent_restart_adopts_keepalived_and_moves_nothing(lab):
     assert lab.endpoint(lab.n1, "/health") == 200
     assert lab.endpoint(lab.n1, "/vrrp/nosuch") == 404
     time.sleep(1)  # dozens of advert intervals, for a transition to show if there was one
-    assert keepalived_pids(lab.n1) == pids
+    assert keepalived_main_pids(lab.n1) == pids
     assert lab.holder() == "nginx1"
     assert _entered(lab) == transitions, "a VRRP transition during the agent's restart"
     assert lab.log(lab.n1).count("event=keepalived_started") == 1
@@ -319,12 +320,15 @@ from stackha.coordinator.configset import load_configs
 from stackha.coordinator.publish import now_utc
 from stackha.model.bundle import ConfigVersion, serialise_version
 from stackha.store.connect import open_store
-configs, hosts, canary = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+from stackha.trust.signing import load_private, sign_parts
+configs, hosts, canary, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 found, problems = load_configs(configs)
 assert found is not None, [str(p) for p in problems]
 store = open_store(found.spec, hosts, "coordinator")
+signing = load_private(Path(key))
 number = store.publish(lambda n: serialise_version(ConfigVersion(
-    n, found.bundle, now_utc(), "test", "trial", {"nginx": canary})), store.current_number())
+    n, found.bundle, now_utc(), "test", "trial", {"nginx": canary},
+    sign_parts(signing, found.spec.cluster, n, found.bundle))), store.current_number())
 print(number)
 """
 
@@ -355,7 +359,7 @@ def test_a_canary_holding_the_vip_hands_it_over_and_its_rejected_version_is_neve
     prober.start()
     try:
         done = in_ns(lab.net.lan, sys.executable, "-c", PUBLISH_WITH_CANARY, str(lab.configs),
-                     lab.net.zookeeper.hosts, "nginx1")
+                     lab.net.zookeeper.hosts, "nginx1", str(harness_keys().private))
         int(done.stdout.strip())
         wait_until(lambda: "event=rollback " in lab.log(lab.n1), 40,
                    what="the canary to roll the version back")
