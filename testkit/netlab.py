@@ -154,6 +154,23 @@ def http_get(host: Host, url: str, timeout: float = 1.0) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def keepalived_main_pids(host: Host) -> set[int]:
+    """The keepalived parent processes: its children come and go (the VRRP child is started
+    after the parent, and a child forked for a check script lives until its exec)."""
+    pids = set(keepalived_pids(host))
+
+    def parent(pid: int) -> int | None:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    return {pid for pid in pids if parent(pid) not in pids}
+
+
 def keepalived_pids(host: Host) -> list[int]:
     pids = run("ip", "netns", "pids", host.ns, check=False).stdout.split()
     found = []

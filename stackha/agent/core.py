@@ -580,18 +580,20 @@ class Agent:
         if version is None:
             self._fail(number, "fetch", f"version {number} not found in the store")
             return
-        untrusted = self._untrusted(version, number)
-        if untrusted is not None:
-            # Before the canary wait and before anything is staged: nothing of it runs here.
-            self._fail(number, "signature", untrusted)
-            self._report()
-            return
+        # First: a part this node may not read has no signature it can see either, and "not
+        # readable" names the cause (ACLs behind the spec) where "unsigned" would not.
         withheld = sorted(set(self._roles_of(version)) & version.withheld)
         if withheld:
             # Applying it would remove this role's files: the ACLs lag behind the spec.
             self._fail(number, "verify", f"version {number}: files of role "
                        f"{', '.join(withheld)} are not readable with this node's credential "
                        "(run stackha init as the coordinator)")
+            return
+        untrusted = self._untrusted(version, number)
+        if untrusted is not None:
+            # Before the canary wait and before anything is staged: nothing of it runs here.
+            self._fail(number, "signature", untrusted)
+            self._report()
             return
         self._pending = PendingVersion(version, time.monotonic(),
                                        frozenset(self._changed_roles(version)))

@@ -114,6 +114,7 @@ class ManagerReload:
         self._unanswered: str | None = None
         # The files turn on MyCat's ZooKeeper mode: MyCat reloads from ZooKeeper itself.
         self.zk_mode = False
+        self.observable = True
 
     def prepare(self, new_files: Mapping[str, bytes]) -> None:
         old_files: dict[str, bytes] = {}
@@ -123,6 +124,9 @@ class ManagerReload:
                 old_files[name] = path.read_bytes()
         self.kind = reload_kind(old_files, new_files, prefix="")
         self.expected = _expected(new_files)
+        # Whether the manager port can tell the new files from the old ones (users, schemas,
+        # dataNodes, dataHosts); a change elsewhere (a maxCon, a rule) it cannot see.
+        self.observable = _expected(old_files) != self.expected
         self.zk_mode = _loads_zookeeper(new_files.get(MYID_FILE))
         try:
             self._password = _password(self.settings.password_file, self.conf_dir,
@@ -160,10 +164,17 @@ class ManagerReload:
             # MyCat re-reads the layout push-config wrote along with this version. A manager
             # reload at the same moment races MyCat's own for its ruledata lock in ZooKeeper
             # (IllegalMonitorStateException in its log), so the agent waits and looks first.
-            if self.check_running(self.settings.zk_wait_attempts) is None:
-                return None
-            log.warning("event=mycat_zookeeper_reload_missed action=reload kind=%s",
-                        self.kind or "config")
+            if self.observable:
+                if self.check_running(self.settings.zk_wait_attempts) is None:
+                    return None
+                log.warning("event=mycat_zookeeper_reload_missed action=reload kind=%s",
+                            self.kind or "config")
+            else:
+                # Nothing the manager port shows tells whether MyCat took this change from
+                # ZooKeeper: let its own reload finish, then reload it for certain.
+                time.sleep(self.settings.zk_wait_attempts * self.settings.verify_wait)
+                log.info("event=mycat_zookeeper_reload_unobservable action=reload kind=%s",
+                         self.kind or "config")
             self.kind = self.kind or "config"
         if self.kind is None:
             # Only comments or formatting changed: MyCat sees no difference; still ask it.

@@ -4,6 +4,7 @@ lives in the optional extra ``stackha[lab]`` and is imported only when the comma
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,5 +40,20 @@ def register(sub: Any) -> None:
                    help="longest a fault is held waiting for the data plane (default 30)")
     p.add_argument("--green-timeout", type=float, default=180.0, metavar="SECONDS",
                    help="how long to wait for status to be green after a heal (default 180)")
+    p.add_argument("--load", type=_processes, nargs="?", const=os.cpu_count() or 1, default=0,
+                   metavar="N",
+                   help="a loaded drill: keep N busy-loop processes (nice 0) running on this "
+                        "host through each scenario (N omitted: one per CPU); the table says "
+                        "so and checks the loaded run's targets")
     add_lab_arguments(p)
     p.set_defaults(func=cmd_drill)
+
+
+def _processes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of processes") from None
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value}: between 0 and 256 processes")
+    return value

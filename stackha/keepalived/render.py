@@ -340,6 +340,11 @@ def render_keepalived(spec: StackSpec, node: str, options: RenderOptions | None 
         # keepalived's default RLIMIT_RTTIME (10 ms) gets the realtime VRRP child
         # SIGKILLed by the kernel on a busy host; 1 s still bounds a runaway loop.
         lines += ["    vrrp_rt_priority 50", "    vrrp_rlimit_rttime 1000000", "    vrrp_no_swap"]
+        # Where realtime is refused (a container's cgroup has no RT budget: keepalived logs
+        # "cannot raise priority"), nice -20 still puts the VRRP child ahead of busy
+        # processes: at load 13 in the lab, at nice 0, a backup missed three 30 ms adverts
+        # about ten times a minute (tcpdump saw no gap over 80 ms on the bridge).
+        lines += ["    vrrp_priority -20"]
     if strict:
         lines.append("    vrrp_strict")
     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stackha.lab.compose.labtls import lab_tls_env
 from stackha.lab.compose.secrets import load_lab_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +120,8 @@ def lab():
         sys.stderr.write(done.stdout)
         assert done.returncode == 0, f"stackha up failed:\n{done.stdout}\n{done.stderr}"
         os.environ.update(load_lab_credentials(COMPOSE_DIR / ".stackha"))
+    # The host's coordinator files for the lab's TLS port (push-config from the tests).
+    os.environ.update(lab_tls_env(COMPOSE_DIR / ".stackha"))
     handle = Lab(started_here, docker=docker.from_env())
     yield handle
     if started_here and not handle.down_done:

@@ -57,7 +57,9 @@ def test_after_the_wait_every_answer_comes_from_the_new_configuration(nginx):
         (prefix / "nginx.conf").write_text(CONF.format(port=port, marker=f"v{round_}"))
         token = watch.before()  # as FileSync does: files written, reload next
         before = token[1]
-        assert before is not None and len(before.serving) == 2
+        # Two workers configured; right after the previous round's wait the second may not
+        # have started yet (the wait ends when every serving worker is new, not when all are).
+        assert before is not None and before.serving
         subprocess.run([*command, "-s", "reload"], check=True)
         watch.wait(token)
         after = workers(pid_file_of(prefix))

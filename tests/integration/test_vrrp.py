@@ -26,11 +26,13 @@ from stackha.model.spec import parse_spec
 from testkit.netlab import (
     LAN_ADDRESS,
     in_ns,
+    keepalived_main_pids,
     keepalived_pids,
     kill_at_once,
     run,
     wait_until,
 )
+from testkit.signing import harness_keys
 from testkit.vrrplab import VIP, VrrpLab, check_wrapper
 from tests.conftest import EXAMPLE_CONFIGS
 
@@ -126,22 +128,22 @@ def test_agent_restart_adopts_keepalived_and_moves_nothing(lab):
     wait_until(lab.client_reaches_vip, what="client to reach the VIP")
     wait_until(lambda: lab.endpoint(lab.n1, "/vrrp/web") == 200, 20, what="nginx1 MASTER")
     wait_until(lambda: lab.endpoint(lab.n2, "/vrrp/web") == 503, 20, what="nginx2 BACKUP")
-    pids = keepalived_pids(lab.n1)
+    pids = keepalived_main_pids(lab.n1)
     transitions = _entered(lab)
     lab.kill_agent(lab.n1, signal.SIGTERM)
-    assert keepalived_pids(lab.n1) == pids, "keepalived stopped with the agent"
+    assert keepalived_main_pids(lab.n1) == pids, "keepalived stopped with the agent"
     assert "event=keepalived_left_running" in lab.log(lab.n1)
     lab.start_agent(lab.n1)
     wait_until(lambda: "event=keepalived_adopted" in lab.log(lab.n1), 20,
                what="the new agent to adopt keepalived")
-    assert f"event=keepalived_adopted pid={pids[0]} config_changed=no" in lab.log(lab.n1) \
+    assert f"event=keepalived_adopted pid={min(pids)} config_changed=no" in lab.log(lab.n1) \
         or any(f"pid={p} config_changed=no" in lab.log(lab.n1) for p in pids)
     # The new agent knows it is MASTER without a transition to tell it, and says so.
     wait_until(lambda: lab.endpoint(lab.n1, "/vrrp/web") == 200, 20, what="/vrrp/web 200")
     assert lab.endpoint(lab.n1, "/health") == 200
     assert lab.endpoint(lab.n1, "/vrrp/nosuch") == 404
     time.sleep(1)  # dozens of advert intervals, for a transition to show if there was one
-    assert keepalived_pids(lab.n1) == pids
+    assert keepalived_main_pids(lab.n1) == pids
     assert lab.holder() == "nginx1"
     assert _entered(lab) == transitions, "a VRRP transition during the agent's restart"
     assert lab.log(lab.n1).count("event=keepalived_started") == 1
@@ -154,7 +156,7 @@ def test_agent_restart_adopts_keepalived_and_moves_nothing(lab):
 
 
 def test_an_adopted_keepalived_is_reloaded_only_when_its_file_changed(lab):
-    pids = keepalived_pids(lab.n1)
+    pids = keepalived_main_pids(lab.n1)
     lab.kill_agent(lab.n1, signal.SIGKILL)  # killed hard: keepalived lives on all the same
     conf = lab.node_dir(lab.n1) / "keepalived" / "keepalived.conf"
     conf.write_text(conf.read_text() + "# edited while no agent ran\n")
@@ -162,7 +164,7 @@ def test_an_adopted_keepalived_is_reloaded_only_when_its_file_changed(lab):
     wait_until(lambda: "event=keepalived_reloaded" in lab.log(lab.n1), 20,
                what="the adopted keepalived reloaded")
     assert "config_changed=yes" in lab.log(lab.n1)
-    assert keepalived_pids(lab.n1) == pids
+    assert keepalived_main_pids(lab.n1) == pids
     wait_until(lambda: lab.holder() == "nginx1", 10, what="nginx1 still master")
 
 
@@ -318,12 +320,15 @@ from stackha.coordinator.configset import load_configs
 from stackha.coordinator.publish import now_utc
 from stackha.model.bundle import ConfigVersion, serialise_version
 from stackha.store.connect import open_store
-configs, hosts, canary = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+from stackha.trust.signing import load_private, sign_parts
+configs, hosts, canary, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 found, problems = load_configs(configs)
 assert found is not None, [str(p) for p in problems]
 store = open_store(found.spec, hosts, "coordinator")
+signing = load_private(Path(key))
 number = store.publish(lambda n: serialise_version(ConfigVersion(
-    n, found.bundle, now_utc(), "test", "trial", {"nginx": canary})), store.current_number())
+    n, found.bundle, now_utc(), "test", "trial", {"nginx": canary},
+    sign_parts(signing, found.spec.cluster, n, found.bundle))), store.current_number())
 print(number)
 """
 
@@ -354,7 +359,7 @@ def test_a_canary_holding_the_vip_hands_it_over_and_its_rejected_version_is_neve
     prober.start()
     try:
         done = in_ns(lab.net.lan, sys.executable, "-c", PUBLISH_WITH_CANARY, str(lab.configs),
-                     lab.net.zookeeper.hosts, "nginx1")
+                     lab.net.zookeeper.hosts, "nginx1", str(harness_keys().private))
         int(done.stdout.strip())
         wait_until(lambda: "event=rollback " in lab.log(lab.n1), 40,
                    what="the canary to roll the version back")

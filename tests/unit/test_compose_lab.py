@@ -95,7 +95,7 @@ def test_agent_commands(backend):
     nginx = _agent_yaml(document, "nginx1")
     assert nginx["node"] == "nginx1" and "nginx-reload" in nginx
     assert "keepalived-dir" in nginx and "lvs" not in nginx
-    assert nginx["on-stop"] == "stop-services" and nginx["metrics-address"] == "10.77.0.11"
+    assert nginx["on-stop"] == "leave" and nginx["metrics-address"] == "10.77.0.11"
     director = _agent_yaml(document, "director2")
     assert director["lvs"] is True and "mycat-password-file" in director
     mycat = _agent_yaml(document, "mycat3-standin")

@@ -7,11 +7,14 @@ import pytest
 from stackha.lab.drill.analysis import (
     Outage,
     StatusSample,
+    beyond_baseline,
     describe_masters,
+    failed_between,
     master_history,
     master_while_serving,
     nodes_that_applied,
     non_green_seconds,
+    other_masters,
     outages,
     probe_figures,
     span_of,
@@ -141,3 +144,31 @@ def test_a_canary_counts_as_serving_through_a_vip_only_while_master_during_its_t
     readings.insert(2, reading(9.5, masters={"web": ("nginx2",)}))
     assert master_while_serving(readings, "nginx2", trial)
     assert master_while_serving([reading(10.8, masters={"web": ("nginx2",)})], "nginx2", trial)
+
+
+def test_failed_between_counts_by_time_and_kind():
+    taken = [Sample(0.0, 0.001, False, "keep-alive RemoteDisconnected: x"),
+             Sample(0.1, 0.001, False, "fresh ConnectionRefusedError: y"),
+             Sample(0.2, 0.001, True),
+             Sample(0.3, 0.001, False, "keep-alive ConnectionResetError: z")]
+    assert failed_between(taken, 0.0) == 3
+    assert failed_between(taken, 0.05) == 2
+    assert failed_between(taken, 0.0, 0.2, prefix="keep-alive") == 1
+    assert failed_between(taken, 0.0, prefix="fresh") == 1
+
+
+def test_beyond_baseline_scales_the_baselines_failure_rate():
+    taken = [Sample(i * 0.01 - 1.0, 0.001, i % 50 != 0) for i in range(300)]
+    after, before, expected = beyond_baseline(taken, 0.0)
+    assert (after, before) == (4, 2) and expected == pytest.approx(4.0, abs=0.1)
+
+
+def test_other_masters_ignores_readings_with_no_master_and_the_unreachable():
+    series = [reading(0.0, masters={"web": ("nginx1",)}),
+              reading(1.0, masters={}),  # the restarting agent's report is gone a moment
+              reading(2.0, reachable=False, masters={"web": ("nginx2",)}),
+              reading(3.0, masters={"web": ("nginx1",)})]
+    assert other_masters(series, "web", "nginx1") == ()
+    moved = [*series, reading(4.0, masters={"web": ("nginx2",)})]
+    assert other_masters(moved, "web", "nginx1") == ("nginx2",)
+    assert other_masters(moved, "web", "nginx1", since=4.5) == ()

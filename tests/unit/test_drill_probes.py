@@ -9,7 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from stackha.lab.drill.probes import MysqlProbe, Outcome, Prober, WebProbe
+from stackha.lab.drill.probes import (
+    FRESH_ERROR,
+    KEEPALIVE_ERROR,
+    KeepAliveWebProbe,
+    MysqlProbe,
+    Outcome,
+    Prober,
+    WebProbe,
+)
 
 
 @pytest.fixture
@@ -196,3 +204,89 @@ def test_mysql_probe_waits_for_a_pooled_connection_then_fails(monkeypatch):
     gate.set()
     first.join()
     assert probe().ok and probe.logins == 0  # the first attempt's connection, reused
+
+
+# keep-alive ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def keepalive_server() -> Iterator[tuple[str, int, dict]]:
+    """HTTP/1.1 with keep-alive; ``state["connections"]`` counts the connections accepted and
+    ``state["close_after"]`` makes the server answer one request then drop the connection
+    without a word (as when a VIP moves and the new holder resets it)."""
+    state: dict = {"connections": 0, "drop": False, "close_header": False}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            state["connections"] += 1
+
+        def do_GET(self) -> None:
+            if state["drop"]:
+                self.close_connection = True
+                return
+            body = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            if state["close_header"]:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "127.0.0.1", server.server_address[1], state
+    server.shutdown()
+    server.server_close()
+
+
+def test_keepalive_probe_reuses_its_connection(keepalive_server):
+    host, port, state = keepalive_server
+    probe = KeepAliveWebProbe(host, port, timeout=1.0, pool=1)
+    outcomes = [probe() for _ in range(5)]
+    assert all(o.ok for o in outcomes)
+    assert state["connections"] == 1 and probe.connects == 1
+    probe.close()
+
+
+def test_keepalive_probe_tells_a_failed_reused_connection_from_a_failed_fresh_one(
+        keepalive_server):
+    host, port, state = keepalive_server
+    probe = KeepAliveWebProbe(host, port, timeout=1.0, pool=1)
+    assert probe().ok
+    state["drop"] = True
+    reused = probe()
+    assert not reused.ok and reused.error.startswith(KEEPALIVE_ERROR)
+    fresh = probe()  # the broken connection was dropped: this one is new, and fails too
+    assert not fresh.ok and fresh.error.startswith(FRESH_ERROR)
+    state["drop"] = False
+    assert probe().ok and probe.connects == 3
+    probe.close()
+
+
+def test_keepalive_probe_follows_a_servers_connection_close_without_failing(keepalive_server):
+    host, port, state = keepalive_server
+    state["close_header"] = True
+    probe = KeepAliveWebProbe(host, port, timeout=1.0, pool=1)
+    assert all(probe().ok for _ in range(3))
+    assert probe.connects == 3
+    probe.close()
+
+
+def test_keepalive_probe_closes_a_connection_after_max_uses(keepalive_server):
+    host, port, _state = keepalive_server
+    probe = KeepAliveWebProbe(host, port, timeout=1.0, pool=1, max_uses=2)
+    assert all(probe().ok for _ in range(4))
+    assert probe.connects == 2
+    probe.close()
+
+
+def test_keepalive_probe_refused_is_a_fresh_failure():
+    outcome = KeepAliveWebProbe("127.0.0.1", 1, timeout=0.5)()
+    assert not outcome.ok and outcome.error.startswith(FRESH_ERROR)

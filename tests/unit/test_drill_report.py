@@ -19,7 +19,8 @@ from stackha.lab.drill.report import (
     render_table,
     table_rows,
 )
-from stackha.lab.drill.result import ScenarioResult, Timeline
+from stackha.lab.drill.result import ScenarioResult, Target, Timeline
+from stackha.lab.drill.targets import run_targets
 
 
 def samples(pattern: str, marked_at: int | None = None) -> tuple[Sample, ...]:
@@ -110,7 +111,10 @@ def test_json_document():
     assert second == {"name": "zk-outage", "title": "t", "ran": False, "not_run": "why",
                       "probes": {}, "green_after_heal_s": None, "non_green_s": 0.0,
                       "served_rejected_config": None, "served_by_canary_only": False,
-                      "findings": [], "events": {}}
+                      "findings": [], "events": {}, "targets": [],
+                      "cpu_load_processes": 0}
+    assert data["run_targets"][0] == {"target": "every scenario green after its heal",
+                                      "met": True, "detail": "1 scenario(s)"}
 
 
 def test_timeline_png(tmp_path: Path):
@@ -127,3 +131,43 @@ def test_timeline_needs_a_run():
 
     with pytest.raises(ValueError, match="not run"):
         render_png(ScenarioResult("x", "y", not_run="z"), Path("/nonexistent/x.png"))
+
+
+def quiet_run(name: str, before: str, after: str, load: int = 2,
+              green: float | None = 1.0) -> ScenarioResult:
+    """Probes ``before`` the fault (t < 0) and ``after`` it, one every 10 ms."""
+    web = tuple(Sample(t=(i - len(before)) * 0.01, duration=0.002, ok=c == ".",
+                       error="" if c == "." else "TimeoutError: x")
+                for i, c in enumerate(before + after))
+    sql = tuple(Sample(t=(i - 50) * 0.01, duration=0.002, ok=True) for i in range(200))
+    return ScenarioResult(name=name, title=name, figures={"web": probe_figures(web)},
+                          green_after_heal=green, events={"inject": 0.0, "heal": 1.0},
+                          timeline=Timeline({"web": web, "sql": sql}, (), {"inject": 0.0}),
+                          load=load, targets=(Target("0 failed probes", False, "3 failed"),))
+
+
+def test_a_loaded_run_is_marked_and_held_to_its_targets():
+    results = [quiet_run("zk-outage", "." * 100, "." * 100),
+               quiet_run("bad-config", "." * 100, "..x" + "." * 97, green=None)]
+    text = render_table(results)
+    assert text.startswith("LOADED RUN: 2 busy-loop process(es) at nice 0")
+    targets = text.split("targets of the loaded run:\n", 1)[1].split("\n\n", 1)[0]
+    assert "TARGET MISSED: every scenario green after its heal (not green: bad-config)" \
+        in targets
+    assert "TARGET MET: zk-outage: 0 failed probes on both VIPs beyond the baseline" in targets
+    assert "TARGET MISSED: bad-config: 0 failed probes on both VIPs beyond the baseline (web 1" \
+        in targets
+    assert "  - TARGET MISSED: 0 failed probes (3 failed)" in text  # a scenario's own
+
+
+def test_failures_at_the_baselines_rate_are_not_the_faults():
+    # One failure per 100 probes before the fault and after it: the load's, not the fault's.
+    results = [quiet_run("zk-outage", "x" + "." * 99, "x" + "." * 99)]
+    target = run_targets(results)[1]
+    assert target.met and "web 0 beyond the baseline (1 failed after the fault, 1 before" \
+        in target.detail
+
+
+def test_an_unloaded_table_says_nothing_of_load():
+    text = render_table([ran()])
+    assert "LOADED" not in text and "targets of the loaded run" not in text

@@ -125,3 +125,42 @@ def test_status_red_again_after_green_is_reported_and_waited_for(world, monkeypa
     relapse = [f for f in result.findings if f.startswith("status went red again")]
     assert relapse and "n1: not reporting" in relapse[0]
     assert result.green_after_heal is not None and result.green_after_heal >= 0.6
+
+
+def test_extra_probes_targets_and_load_reach_the_result(world, monkeypatch):
+    import stackha.lab.drill.runner as runner_module
+
+    started: list[int] = []
+    stopped: list[int] = []
+
+    class RecordingLoad:
+        def __init__(self, processes: int) -> None:
+            self.processes = processes
+
+        def __enter__(self):
+            started.append(self.processes)
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            stopped.append(self.processes)
+
+    monkeypatch.setattr(runner_module, "CpuLoad", RecordingLoad)
+    options = DrillOptions(baseline=0.1, tail=0.1, settle=0.1, green_stable=0.1,
+                           green_timeout=5, max_hold=2, load=3)
+    lab = FakeLab(spec=SimpleNamespace(zookeeper=SimpleNamespace(session_timeout=0.2)))
+    run = DrillRunner(lab, lambda: GREEN, options)
+    monkeypatch.setattr(run, "_probers", lambda origin: {
+        WEB: Prober(WEB, lambda: Outcome(True), origin)})
+
+    class Promising(Flip):
+        def probes(self, lab, options):
+            return {"web-keepalive": lambda: Outcome(True)}
+
+        def assess(self, ctx, series):
+            ctx.target("0 failed keep-alive requests", True, "0/10")
+
+    result = run.run(Promising(world))
+    assert started == [3] and stopped == [3]
+    assert result.load == 3 and result.figures["web-keepalive"].sent > 5
+    assert [t.line() for t in result.targets] == [
+        "TARGET MET: 0 failed keep-alive requests (0/10)"]

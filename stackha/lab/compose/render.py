@@ -144,9 +144,11 @@ def agent_options(spec: StackSpec, node: Node) -> dict[str, Any]:
                                "trusted-key": [TRUSTED_KEY_IN_CONTAINER],
                                "metrics-port": AGENT_ENDPOINT_PORT,
                                "metrics-address": str(node.address),
-                               # The agent is the container's last process: when it stops the
-                               # container goes, so it stops keepalived first (priority 0).
-                               "on-stop": "stop-services"}
+                               # A restart of the agent alone (SIGTERM to it) leaves
+                               # keepalived for the next agent to adopt; docker stop goes
+                               # through the entrypoint, which then runs --stop-services
+                               # (compose/base/bin/stackha-lab-entrypoint).
+                               "on-stop": "leave"}
     if "nginx" in node.roles:
         options |= {"nginx-dir": NGINX_DIR, "nginx-reload": "stackha-lab-service reload nginx"}
     if "mycat" in node.roles:

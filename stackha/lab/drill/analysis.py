@@ -104,6 +104,30 @@ def probe_figures(samples: Sequence[Sample], end: float | None = None) -> ProbeF
                         errors=dict(sorted(errors.items(), key=lambda kv: -kv[1])))
 
 
+def failed_between(samples: Iterable[Sample], start: float, end: float | None = None,
+                   prefix: str | None = None) -> int:
+    """Failed attempts started in [start, end] (end None: to the last), optionally only those
+    whose error begins with ``prefix`` (``keep-alive``, ``fresh``: see KeepAliveWebProbe)."""
+    return sum(1 for s in samples if not s.ok and s.t >= start and (end is None or s.t <= end)
+               and (prefix is None or s.error.startswith(prefix)))
+
+
+def beyond_baseline(samples: Sequence[Sample], inject: float) -> tuple[int, int, float]:
+    """(failed after ``inject``, failed before it, failures the baseline's rate predicts for
+    the time after): on a loaded host some probes fail with no fault at all, and only what
+    exceeds that rate is the fault's."""
+    ordered = sorted(samples, key=lambda s: s.t)
+    before = [s for s in ordered if s.t < inject]
+    after = [s for s in ordered if s.t >= inject]
+    failed_before = sum(not s.ok for s in before)
+    failed_after = sum(not s.ok for s in after)
+    expected = 0.0
+    if before and after and failed_before:
+        span_before = max(inject - before[0].t, 1e-9)
+        expected = failed_before / span_before * (after[-1].t - inject)
+    return failed_after, failed_before, expected
+
+
 # status ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -229,3 +253,12 @@ def master_while_serving(series: Sequence[StatusSample], node: str,
     start, end = min(marked) - slack, max(marked) + slack
     return any(node in nodes for s in series if start <= s.t <= end
                for nodes in s.masters.values())
+
+
+def other_masters(series: Iterable[StatusSample], group: str, holder: str,
+                  since: float = float("-inf")) -> tuple[str, ...]:
+    """Every node but ``holder`` that status reported MASTER of ``group`` from ``since`` on:
+    empty when the VIP never moved (a reading with no master, as while an agent restarts and
+    its report is briefly gone, is no move)."""
+    return tuple(sorted({node for s in series if s.t >= since and s.reachable
+                         for node in s.masters.get(group, ()) if node != holder}))

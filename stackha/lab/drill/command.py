@@ -28,7 +28,7 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
               ) -> int:
     if args.list:
         for scenario in SCENARIOS:
-            emit(f"{scenario.name:<22} {scenario.title}")
+            emit(f"{scenario.name:<26} {scenario.title}")
         return 0
     try:
         scenarios = by_name(args.scenario)
@@ -57,10 +57,13 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
             raise error("--png-dir needs matplotlib: pip install 'stackha[drill]'") from exc
     options = DrillOptions(zk_outage=args.zk_outage, probe_timeout=args.probe_timeout,
                            max_hold=args.max_hold, green_timeout=args.green_timeout,
-                           zk_override=args.zk)
+                           zk_override=args.zk, load=getattr(args, "load", 0))
     reader = StatusReader(spec, args.zk)
     runner = DrillRunner(lab, reader.document, options)
     results = []
+    if options.load:
+        sys.stderr.write(f"stackha drill: loaded run: {options.load} busy-loop process(es) "
+                         f"through each scenario ({os.cpu_count()} CPUs)\n")
     try:
         for scenario in scenarios:
             sys.stderr.write(f"stackha drill: {scenario.name}: {scenario.title} ...\n")

@@ -112,7 +112,7 @@ class NginxProcessStopped(Scenario):
 
 class AgentStopped(_KillOrStop):
     name = "agent-stopped"
-    title = "graceful agent stop on the nginx master (docker stop: SIGTERM to the agent)"
+    title = "graceful stop of the nginx master (docker stop: the agent, then keepalived)"
     graceful = True
 
     def needs(self, lab: DrillLab) -> str | None:

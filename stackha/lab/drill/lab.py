@@ -7,19 +7,23 @@ Only the lab's own containers and addresses are ever touched.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stackha.lab.compose.engine import PROJECT_LABEL, SERVICE_LABEL, containers
-from stackha.lab.compose.render import ZK_PLAIN_PORT
+from stackha.lab.compose.render import STATE_DIR, ZK_PLAIN_PORT
 from stackha.model.spec import StackSpec, VrrpGroup
 
 log = logging.getLogger(__name__)
 
 NODE_LABEL = "stackha.node"
 CUT_TABLE = "stackha_drill"
+# The agent holds this lock for its life and writes its pid into it (stackha.cli.agent,
+# hold_agent_lock): the pid `systemctl restart` would signal, the MAINPID.
+AGENT_LOCK = f"{STATE_DIR}/agent.lock"
 
 
 class LabProblem(Exception):
@@ -69,6 +73,17 @@ def cut_ruleset(interface: str) -> str:
             f"  chain out {{ type filter hook output priority 0; policy accept;"
             f" oifname \"{interface}\" drop; }}\n"
             f"}}\n")
+
+
+def holds_address(ip_output: str, address: str) -> bool:
+    """Pure: whether `ip -4 -o addr show` output lists ``address`` on some interface."""
+    return re.search(rf"\binet {re.escape(address)}/", ip_output) is not None
+
+
+def lock_pid(text: str) -> int | None:
+    """Pure: the pid an agent wrote into its lock file; None when there is none."""
+    first = text.strip().split("\n", 1)[0].strip()
+    return int(first) if first.isdigit() else None
 
 
 def zk_mode(answer: str) -> str | None:
@@ -167,6 +182,33 @@ class DrillLab:
             raise LabProblem(f"{name}: `{' '.join(argv)}` exited {code}: "
                              f"{output.strip().splitlines()[-1:] or ''}")
         return output
+
+    # the agent process --------------------------------------------------------------------
+    def agent_pid(self, node: str) -> int | None:
+        """The running agent's pid inside the node's container; None when none runs."""
+        code, out = self.exec(node, ["sh", "-c", f'pid=$(cat {AGENT_LOCK}) && '
+                                     'kill -0 "$pid" && echo "$pid"'])
+        return lock_pid(out) if code == 0 else None
+
+    def signal_agent(self, node: str, pid: int) -> None:
+        """SIGTERM to the agent process alone, as `systemctl restart` sends it: the lab's
+        entrypoint starts the agent again (compose/base/bin/stackha-lab-entrypoint)."""
+        log.info("event=drill_agent_restart container=%s pid=%d", node, pid)
+        self.exec_checked(node, ["sh", "-c", 'kill -TERM "$1"', "sh", str(pid)])
+
+    def keepalived_pid(self, node: str) -> int | None:
+        """The oldest keepalived process in the node's container (its parent process)."""
+        code, out = self.exec(node, ["pgrep", "-o", "-x", "keepalived"])
+        return lock_pid(out) if code == 0 else None
+
+    def vip_holders(self, nodes: list[str], vip: str) -> list[str]:
+        """Which of ``nodes`` have ``vip`` on an interface (ip addr via docker exec)."""
+        holders = []
+        for node in nodes:
+            code, out = self.exec(node, ["ip", "-4", "-o", "addr", "show"])
+            if code == 0 and holds_address(out, vip):
+                holders.append(node)
+        return holders
 
     # network cut --------------------------------------------------------------------------
     def interface_of(self, node: str) -> str:

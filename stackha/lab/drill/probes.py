@@ -1,8 +1,10 @@
 """Client probes: what a client of each VIP sees, one attempt every 10 ms.
 
 A web probe is an HTTP GET on a fresh connection (no keep-alive), so every attempt asks the
-VIP's current owner. A MySQL probe is ``select 1`` on a small pool of connections to the MySQL
-VIP that keeps logging in anew (see ``MysqlProbe``). A ``Prober`` starts one attempt per
+VIP's current owner; a keep-alive web probe (``KeepAliveWebProbe``) keeps its connections open
+and tells a request lost on a kept connection from a failed new one. A MySQL probe is
+``select 1`` on a small pool of connections to the MySQL VIP that keeps logging in anew (see
+``MysqlProbe``). A ``Prober`` starts one attempt per
 ``interval`` on a pool of worker threads, so an attempt that hangs until its timeout does not
 hold up the next ones: while a VIP is unreachable the series keeps its resolution (up to
 ``max_in_flight`` attempts at once; beyond that a tick is skipped and counted).
@@ -77,6 +79,84 @@ class WebProbe:
         if not 200 <= response.status < 400:
             return Outcome(False, f"HTTP {response.status}", marked)
         return Outcome(True, "", marked)
+
+
+KEEPALIVE_ERROR = "keep-alive"
+FRESH_ERROR = "fresh"
+
+
+class KeepAliveWebProbe:
+    """HTTP GET ``path`` as a browser or an HTTP client library sends it: on a small pool of
+    persistent (HTTP/1.1 keep-alive) connections, so a VIP move shows what it does to
+    connections already open, not only to new ones.
+
+    An attempt takes an idle connection, or opens one when the pool (``pool``) has room.
+    A failure says which: ``keep-alive …`` on a connection that had already answered (a
+    request lost on a kept connection), ``fresh …`` on one opened for it. A failed connection
+    is dropped; one the server closes (``Connection: close``) or that served ``max_uses``
+    requests is closed without a failure (below nginx's keepalive_requests, 1000). Nothing is
+    retried: a client library that retries idempotent requests would hide what this counts.
+    """
+
+    def __init__(self, host: str, port: int = 80, path: str = "/",
+                 timeout: float = DEFAULT_TIMEOUT, pool: int = 4, max_uses: int = 500) -> None:
+        self.host, self.port, self.path, self.timeout = host, port, path, timeout
+        self.max_uses = max_uses
+        self._slots = threading.BoundedSemaphore(pool)
+        self._idle: queue.SimpleQueue[tuple[http.client.HTTPConnection, int]] = \
+            queue.SimpleQueue()
+        self.connects = 0
+
+    def __call__(self) -> Outcome:
+        if not self._slots.acquire(timeout=self.timeout):
+            return Outcome(False, "pool: no connection free within the timeout")
+        try:
+            return self._attempt()
+        finally:
+            self._slots.release()
+
+    def _attempt(self) -> Outcome:
+        try:
+            connection, uses = self._idle.get_nowait()
+            kind = KEEPALIVE_ERROR
+        except queue.Empty:
+            connection, uses = self._connect(), 0
+            kind = FRESH_ERROR
+            if isinstance(connection, Outcome):
+                return connection
+        try:
+            connection.request("GET", self.path, headers={"User-Agent": "stackha-drill"})
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            return Outcome(False, f"{kind} {exc.__class__.__name__}: {exc}")
+        if not 200 <= response.status < 400:
+            connection.close()
+            return Outcome(False, f"{kind} HTTP {response.status}")
+        if response.will_close or uses + 1 >= self.max_uses:
+            connection.close()
+        else:
+            self._idle.put((connection, uses + 1))
+        return Outcome(True)
+
+    def _connect(self) -> http.client.HTTPConnection | Outcome:
+        self.connects += 1
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.connect()
+        except OSError as exc:
+            connection.close()
+            return Outcome(False, f"{FRESH_ERROR} {exc.__class__.__name__}: {exc}")
+        return connection
+
+    def close(self) -> None:
+        while True:
+            try:
+                connection, _ = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            connection.close()
 
 
 class MysqlProbe:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from stackha.lab.drill.analysis import ProbeFigures
 from stackha.lab.drill.result import SQL, WEB, ScenarioResult
+from stackha.lab.drill.targets import run_targets
 
 HEADER = ("SCENARIO", "WEB OUTAGE", "WEB FAILED/SENT", "SQL OUTAGE", "SQL FAILED/SENT",
           "GREEN AFTER HEAL", "REJECTED CONFIG SERVED")
@@ -61,6 +62,10 @@ def render_table(results: Sequence[ScenarioResult], findings: bool = True) -> st
     widths = [max(len(row[i]) for row in full) for i in range(len(HEADER))]
     widths[0] = max(widths[0], *(len(r[0]) for r in rows)) if rows else widths[0]
     lines = []
+    load = max((r.load for r in results), default=0)
+    if load:
+        lines.append(f"LOADED RUN: {load} busy-loop process(es) at nice 0 kept the host's "
+                     "CPUs busy through every scenario")
     for row in [HEADER, *rows]:
         cells = [row[0].ljust(widths[0])]
         if len(row) == len(HEADER):
@@ -68,14 +73,19 @@ def render_table(results: Sequence[ScenarioResult], findings: bool = True) -> st
         else:
             cells += list(row[1:])
         lines.append("  ".join(cells).rstrip())
+    if load:
+        lines.append("")
+        lines.append("targets of the loaded run:")
+        lines += [f"  - {t.line()}" for t in run_targets(results)]
     if findings:
         for r in results:
-            if r.ran and r.findings:
+            if r.ran and (r.findings or r.targets):
                 lines.append("")
                 lines.append(f"{r.name}: {r.title}")
                 lines += [f"  - {text}" for text in r.findings]
                 extra = _extra_probes(r.figures)
                 lines += [f"  - probe {line}" for line in extra]
+                lines += [f"  - {t.line()}" for t in r.targets]
     return "\n".join(lines) + "\n"
 
 
@@ -87,5 +97,6 @@ def _extra_probes(figures: Mapping[str, ProbeFigures]) -> list[str]:
 
 
 def render_json(results: Sequence[ScenarioResult], options: Mapping[str, object]) -> str:
-    return json.dumps({"options": dict(options), "scenarios": [r.to_dict() for r in results]},
+    return json.dumps({"options": dict(options), "scenarios": [r.to_dict() for r in results],
+                       "run_targets": [t.to_dict() for t in run_targets(results)]},
                       indent=1) + "\n"

@@ -12,6 +12,22 @@ WEB, SQL = "web", "sql"
 
 
 @dataclass(frozen=True)
+class Target:
+    """A figure a scenario promises (e.g. "0 failed probes"), and whether this run kept it."""
+
+    text: str
+    met: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"TARGET {'MET' if self.met else 'MISSED'}: {self.text}" + \
+            (f" ({self.detail})" if self.detail else "")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"target": self.text, "met": self.met, "detail": self.detail}
+
+
+@dataclass(frozen=True)
 class Timeline:
     """Everything observed, on one clock: seconds since the scenario's origin."""
 
@@ -33,6 +49,9 @@ class ScenarioResult:
     findings: tuple[str, ...] = ()
     events: Mapping[str, float] = field(default_factory=dict)
     timeline: Timeline | None = None
+    targets: tuple[Target, ...] = ()
+    # Busy-loop processes (nice 0) that kept the host's CPUs busy through the scenario.
+    load: int = 0
 
     @property
     def ran(self) -> bool:
@@ -48,5 +67,7 @@ class ScenarioResult:
             "served_rejected_config": self.served_rejected,
             "served_by_canary_only": self.canary_only,
             "findings": list(self.findings),
+            "targets": [t.to_dict() for t in self.targets],
+            "cpu_load_processes": self.load,
             "events": {k: round(v, 3) for k, v in self.events.items()},
         }

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from stackha.lab.drill.analysis import non_green_seconds, probe_figures, time_to_green
 from stackha.lab.drill.lab import DrillLab
+from stackha.lab.drill.load import CpuLoad
 from stackha.lab.drill.probes import MysqlProbe, Prober, WebProbe
 from stackha.lab.drill.result import SQL, WEB, ScenarioResult, Timeline
 from stackha.lab.drill.scenarios import Context, DrillOptions, NotRun, Scenario
@@ -47,7 +48,12 @@ class DrillRunner:
         reason = scenario.needs(self.lab)
         if reason:
             return ScenarioResult(scenario.name, scenario.title, not_run=reason)
-        log.info("event=scenario_start scenario=%s", scenario.name)
+        log.info("event=scenario_start scenario=%s load=%d", scenario.name, self.options.load)
+        # Before the green wait: the scenario starts from a cluster already living with it.
+        with CpuLoad(self.options.load):
+            return self._run(scenario)
+
+    def _run(self, scenario: Scenario) -> ScenarioResult:
         origin = time.monotonic()
         watch = StatusWatch(self.read_status, origin).start()
         ctx = Context(self.lab, watch, {}, origin, self.options, stop=self.stop)
@@ -59,6 +65,9 @@ class DrillRunner:
                 return ScenarioResult(scenario.name, scenario.title,
                                       not_run=f"status not green before the fault ({problems})")
             ctx.probers.update(self._probers(origin))
+            ctx.probers.update({name: Prober(name, probe, origin, interval=self.options.interval)
+                                for name, probe in scenario.probes(self.lab, self.options)
+                                .items()})
             silent = self._vips_answer(ctx)
             if silent:
                 return ScenarioResult(scenario.name, scenario.title, not_run=silent)
@@ -105,7 +114,8 @@ class DrillRunner:
             served_rejected=ctx.served_rejected if scenario.pushes_rejected else None,
             canary_only=ctx.canary_only,
             findings=tuple(ctx.findings), events=dict(ctx.events),
-            timeline=Timeline(samples, tuple(series), dict(ctx.events)))
+            timeline=Timeline(samples, tuple(series), dict(ctx.events)),
+            targets=tuple(ctx.targets), load=self.options.load)
         log.info("event=scenario_done scenario=%s", scenario.name)
         return result
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from stackha.lab.drill.analysis import StatusSample
 from stackha.lab.drill.lab import DrillLab
-from stackha.lab.drill.probes import Prober
-from stackha.lab.drill.result import SQL, WEB
+from stackha.lab.drill.probes import Probe, Prober
+from stackha.lab.drill.result import SQL, WEB, Target
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class DrillOptions:
     max_hold: float = 30.0
     settle: float = 3.0
     zk_override: str | None = None
+    # Busy-loop processes kept running through each scenario (`--load N`; 0: none).
+    load: int = 0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Context:
     canary_only: bool = False
     stop: Any = None  # threading.Event: set to abandon waits
     load_at_fault: float | None = None
+    targets: list[Target] = field(default_factory=list)
 
     def now(self) -> float:
         return time.monotonic() - self.origin
@@ -63,6 +66,12 @@ class Context:
     def note(self, text: str) -> None:
         log.info("event=drill_finding text=%r", text)
         self.findings.append(text)
+
+    def target(self, text: str, met: bool, detail: str = "") -> None:
+        """A figure the scenario promises, and whether this run kept it."""
+        target = Target(text, met, detail)
+        log.info("event=drill_target met=%s text=%r detail=%r", met, text, detail)
+        self.targets.append(target)
 
     def sleep(self, seconds: float) -> None:
         if self.stop is not None:
@@ -113,6 +122,10 @@ class Scenario:
     def needs(self, lab: DrillLab) -> str | None:
         """Why this scenario cannot run against ``lab``; None when it can."""
         return None
+
+    def probes(self, lab: DrillLab, options: DrillOptions) -> dict[str, Probe]:
+        """Probes beyond the two VIPs', started with them (before the baseline)."""
+        return {}
 
     def inject(self, ctx: Context) -> None:
         raise NotImplementedError

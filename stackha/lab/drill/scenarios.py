@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stackha.lab.drill.agentops import AgentRestarted, DirectorAgentRestarted, Switchover
 from stackha.lab.drill.badconfig import BadConfigRejected, BadConfigRolledBack
 from stackha.lab.drill.faults import (
     AgentStopped,
@@ -20,7 +21,7 @@ __all__ = ["SCENARIOS", "Context", "DrillOptions", "NotRun", "Scenario", "by_nam
 SCENARIOS: tuple[Scenario, ...] = (
     NginxMasterKilled(), NginxProcessStopped(), AgentStopped(), DirectorKilled(),
     RealserverKilled(), ZkLeaderKilled(), ZkOutage(), NodeCut(), BadConfigRejected(),
-    BadConfigRolledBack(),
+    BadConfigRolledBack(), AgentRestarted(), DirectorAgentRestarted(), Switchover(),
 )
 
 
