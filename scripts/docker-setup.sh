@@ -35,7 +35,12 @@ fi
 if ! docker info >/dev/null 2>&1; then
     step "starting dockerd (log: $DOCKERD_LOG)"
     # containerd comes with docker.io; dockerd starts its own when none is listening.
-    $SUDO bash -c "nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+    # --cpu-rt-runtime: realtime time docker's cgroup may hand to containers (cgroup v1 RT
+    # group scheduling gives it none by default); the keepalived containers ask for a share
+    # so that their VRRP child runs realtime (stackha/lab/compose/commands.py).
+    rt=""
+    if [ -e /sys/fs/cgroup/cpu/cpu.rt_runtime_us ]; then rt="--cpu-rt-runtime=400000"; fi
+    $SUDO bash -c "nohup dockerd $rt >>'$DOCKERD_LOG' 2>&1 </dev/null &"
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break
         sleep 0.5
@@ -45,6 +50,12 @@ if ! docker info >/dev/null 2>&1; then
         tail -n 20 "$DOCKERD_LOG" >&2 || true
         exit 1
     fi
+fi
+# A dockerd started without it (by hand, or before this script knew): give docker's cgroup
+# the same realtime time directly.
+rt_group=/sys/fs/cgroup/cpu/docker/cpu.rt_runtime_us
+if [ -w "$rt_group" ] && [ "$(cat "$rt_group")" = 0 ]; then
+    echo 400000 | $SUDO tee "$rt_group" >/dev/null || true
 fi
 step "engine $(docker version --format '{{.Server.Version}}') running"
 

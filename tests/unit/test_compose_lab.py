@@ -355,3 +355,14 @@ def test_mycat_tarball_is_placed_alone_in_the_build_context(tmp_path: Path):
     assert [p.name for p in (tmp_path / "mycat").glob("*.tar.gz")] == [release.name]
     with pytest.raises(LabError, match="no such file"):
         place_tarball(tmp_path / "missing.tar.gz", tmp_path)
+
+
+def test_keepalived_containers_get_a_realtime_budget_only_when_the_host_has_one(backend):
+    # cgroup v1 RT group scheduling gives a container no realtime time unless asked: without
+    # it keepalived's VRRP child cannot go realtime and a busy host makes the backups flap.
+    plain = compose_document(_spec(), backend)["services"]
+    assert not any("cpu_rt_runtime" in s for s in plain.values())
+    budget = compose_document(_spec(), backend, LabOptions(rt_runtime_us=20_000))["services"]
+    with_rt = {s["hostname"] for s in budget.values() if "cpu_rt_runtime" in s}
+    assert with_rt == {"nginx1", "nginx2", "director1", "director2"}
+    assert all(s["cpu_rt_period"] == 1_000_000 for s in budget.values() if "cpu_rt_runtime" in s)

@@ -63,6 +63,23 @@ class Lab:
         return engine.ComposeProject(self.file, self.options.project, env or {})
 
 
+# cgroup v1 with RT group scheduling: docker's parent group holds what its containers may
+# share (docker-setup.sh starts dockerd with --cpu-rt-runtime); each keepalived container
+# asks for this much of every second, 4 of them 8 % of a CPU at most.
+RT_GROUP = Path("/sys/fs/cgroup/cpu/docker/cpu.rt_runtime_us")
+CONTAINER_RT_US = 20_000
+
+
+def container_rt_budget() -> int:
+    """The realtime budget to give keepalived containers here: 0 unless docker's cgroup has
+    realtime time to hand out (cgroup v2 hosts have no such knob and need none)."""
+    try:
+        available = int(RT_GROUP.read_text())
+    except (OSError, ValueError):
+        return 0
+    return CONTAINER_RT_US if available >= 8 * CONTAINER_RT_US else 0
+
+
 def mycat_tarball(compose_dir: Path) -> str | None:
     """The MyCat release to build into the image: $MYCAT_TARBALL, or one dropped in mycat/."""
     named = os.environ.get("MYCAT_TARBALL")
@@ -103,7 +120,8 @@ def load_lab(args: argparse.Namespace, spec: StackSpec) -> Lab:
     if getattr(args, "mycat_tarball", None) is not None:
         os.environ["MYCAT_TARBALL"] = place_tarball(args.mycat_tarball, compose_dir)
     options = LabOptions(configs_mount=os.path.relpath(args.configs.resolve(), compose_dir),
-                         mycat_release=mycat_tarball(compose_dir) is not None)
+                         mycat_release=mycat_tarball(compose_dir) is not None,
+                         rt_runtime_us=container_rt_budget())
     return Lab(spec, backend, options, compose_dir, args.configs)
 
 
