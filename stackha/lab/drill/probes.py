@@ -85,7 +85,26 @@ KEEPALIVE_ERROR = "keep-alive"
 FRESH_ERROR = "fresh"
 
 
-class KeepAliveWebProbe:
+class _PooledProbe:
+    """A probe over a pool of connections: at most ``pool`` attempts at once, each waiting at
+    most ``timeout`` for a free slot (subclasses set both, and ``_slots``)."""
+
+    timeout: float
+    _slots: threading.BoundedSemaphore
+
+    def __call__(self) -> Outcome:
+        if not self._slots.acquire(timeout=self.timeout):
+            return Outcome(False, "pool: no connection free within the timeout")
+        try:
+            return self._attempt()
+        finally:
+            self._slots.release()
+
+    def _attempt(self) -> Outcome:
+        raise NotImplementedError
+
+
+class KeepAliveWebProbe(_PooledProbe):
     """HTTP GET ``path`` as a browser or an HTTP client library sends it: on a small pool of
     persistent (HTTP/1.1 keep-alive) connections, so a VIP move shows what it does to
     connections already open, not only to new ones.
@@ -106,14 +125,6 @@ class KeepAliveWebProbe:
         self._idle: queue.SimpleQueue[tuple[http.client.HTTPConnection, int]] = \
             queue.SimpleQueue()
         self.connects = 0
-
-    def __call__(self) -> Outcome:
-        if not self._slots.acquire(timeout=self.timeout):
-            return Outcome(False, "pool: no connection free within the timeout")
-        try:
-            return self._attempt()
-        finally:
-            self._slots.release()
 
     def _attempt(self) -> Outcome:
         try:
@@ -159,7 +170,7 @@ class KeepAliveWebProbe:
             connection.close()
 
 
-class MysqlProbe:
+class MysqlProbe(_PooledProbe):
     """``select 1`` through the MySQL VIP, as a client with a small connection pool sees it.
 
     A full login per attempt (every 10 ms) is more than a MyCat node (and certainly the
@@ -188,14 +199,6 @@ class MysqlProbe:
             host=self.host, port=self.port, user=self.user, password=self.password,
             database=self.database, connect_timeout=self.timeout,
             read_timeout=self.timeout, write_timeout=self.timeout, autocommit=True)
-
-    def __call__(self) -> Outcome:
-        if not self._slots.acquire(timeout=self.timeout):
-            return Outcome(False, "pool: no connection free within the timeout")
-        try:
-            return self._attempt()
-        finally:
-            self._slots.release()
 
     def _attempt(self) -> Outcome:
         import pymysql
