@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # openjdk-17-jdk-headless: javac builds the driver that asks the real MyCat about config files.
+# gcc, libc6-dev: the hostile-bundle test builds a shared object whose constructor must never run.
 APT_PACKAGES=(zookeeper nginx-light keepalived iproute2 nftables tcpdump
               mariadb-server mariadb-client python3-venv procps psmisc iputils-ping arping
-              openjdk-17-jdk-headless)
+              openjdk-17-jdk-headless gcc libc6-dev)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

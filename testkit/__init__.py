@@ -49,3 +49,16 @@ http {{
     }}
 }}
 """
+
+
+def skip_unless_ci(reason: str, ci_has_it: bool = True) -> None:
+    """Skip a test whose real part is missing here, but fail under CI (``CI=true``) when CI
+    is known to have it (install-deps installs gcc and Java; the MyCat release is there when
+    ``../shared/`` is): a skip there would be a check that silently never ran."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI") == "true" and ci_has_it:
+        pytest.fail(f"CI must run this test: {reason}")
+    pytest.skip(reason)

@@ -15,6 +15,7 @@ import pytest
 
 from stackha.cli.main import main
 from stackha.model.bundle import Bundle, ConfigVersion, serialise_version
+from testkit import skip_unless_ci
 from testkit.agentlab import NginxNode, fetch, node_status, wait_for
 from tests.integration.test_agent import _applied, _node, _publish_raw, _push, _set_page
 from tests.integration.test_push_config import _snapshot
@@ -36,7 +37,7 @@ def node(tmp_path, configs, zookeeper):
 def evil_module(tmp_path) -> tuple[Path, Path]:
     """A shared object whose constructor creates a marker file: (the .so, the marker)."""
     if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the shared object")
+        skip_unless_ci("gcc is needed to build the shared object")
     marker = tmp_path / "module-ran"
     source = tmp_path / "evil.c"
     source.write_text('#include <stdio.h>\n__attribute__((constructor)) static void ran(void)'

@@ -100,8 +100,23 @@ class _PooledProbe:
         finally:
             self._slots.release()
 
+    _idle: queue.SimpleQueue[tuple[Any, int]]
+
     def _attempt(self) -> Outcome:
         raise NotImplementedError
+
+    @staticmethod
+    def _close_connection(connection: Any) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close every idle connection of the pool."""
+        while True:
+            try:
+                connection, _ = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._close_connection(connection)
 
 
 class KeepAliveWebProbe(_PooledProbe):
@@ -161,13 +176,9 @@ class KeepAliveWebProbe(_PooledProbe):
             return Outcome(False, f"{FRESH_ERROR} {exc.__class__.__name__}: {exc}")
         return connection
 
-    def close(self) -> None:
-        while True:
-            try:
-                connection, _ = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            connection.close()
+    @staticmethod
+    def _close_connection(connection: Any) -> None:
+        connection.close()
 
 
 class MysqlProbe(_PooledProbe):
@@ -226,13 +237,9 @@ class MysqlProbe(_PooledProbe):
             self._idle.put((connection, uses + 1))
         return Outcome(True)
 
-    def close(self) -> None:
-        while True:
-            try:
-                connection, _ = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            _close(connection)
+    @staticmethod
+    def _close_connection(connection: Any) -> None:
+        _close(connection)
 
 
 def _close(connection: Any) -> None:
