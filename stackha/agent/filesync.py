@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import secrets
+import select
 import signal
 import stat
 import subprocess
@@ -117,7 +118,7 @@ class CommandReload:
             except OSError as exc:
                 return f"reload command failed: {describe(exc)}"
             try:
-                code = process.wait(timeout=timeout)
+                code = wait_exit(process, timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -128,6 +129,23 @@ class CommandReload:
             detail = text.splitlines()[-1:] or ["no output"]
             return f"reload exited {code}: {detail[0]}"
         return None
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """``process.wait(timeout)`` without its polling: Popen sleeps up to 50 ms between
+    checks, which cost 8-25 ms after each reload (strace of an agent on this VM). A pidfd
+    becomes readable the moment the process exits."""
+    try:
+        handle = os.pidfd_open(process.pid)
+    except OSError:  # exited and reaped already, or a kernel without pidfds
+        return process.wait(timeout=timeout)
+    try:
+        ready, _, _ = select.select([handle], [], [], timeout)
+    finally:
+        os.close(handle)
+    if not ready:
+        raise subprocess.TimeoutExpired(process.args, timeout)
+    return process.wait()
 
 
 def command_reload(command: list[str], timeout: float = 20.0,
@@ -417,7 +435,7 @@ class ReloadWatch(Protocol):
 
     def before(self) -> object: ...
 
-    def wait(self, token: object) -> None: ...
+    def wait(self, token: object) -> object: ...
 
 
 @dataclass

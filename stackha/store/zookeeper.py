@@ -557,9 +557,11 @@ class ZooKeeperStore:
         except NoAuthError as exc:
             raise StoreError(f"{self.versions_path}: not allowed to read") from exc
         parts: dict[str, bytes | None] = {}
-        for role in part_names(data):
+        # The parts in one round trip, not one each (7 ms apiece on a loaded VM).
+        pending = {role: self.client.get_async(f"{path}/{role}") for role in part_names(data)}
+        for role, result in pending.items():
             try:
-                parts[role] = self.client.get(f"{path}/{role}")[0]
+                parts[role] = result.get()[0]
             except NoAuthError:
                 parts[role] = None
             except NoNodeError:

@@ -77,5 +77,49 @@ def test_a_reload_that_nginx_refuses_ends_the_wait_at_its_timeout(nginx):
                                        "listen 127.0.0.1:1 x; } }")
     subprocess.run([*command, "-s", "reload"], check=False)
     assert wait_new_workers(pid_file, before, 0.3) is False
-    assert workers(pid_file) == before
+    after = workers(pid_file)  # the same processes (one may have finished starting since)
+    assert after is not None and (after.master, after.children) == (before.master,
+                                                                     before.children)
     assert _get(port) == "v0"
+
+
+def test_the_old_workers_are_retired_without_costing_the_master_a_worker(nginx):
+    """nginx's master sleeps 100 ms between starting the new workers and telling the old ones
+    to quit (ngx_process_cycle.c, "allow new processes to start"); the wait sends that QUIT
+    itself as soon as a new worker serves. Done too early, or twice, the master would count
+    a lost worker (respawn it, or run short): after every reload it must settle on exactly
+    its two workers, all new, none of them an old one shutting down, and its log clean."""
+    prefix, port, command = nginx
+    pid_file = pid_file_of(prefix)
+    watch = NginxReloadWatch(prefix)
+    for round_ in range(1, 11):
+        (prefix / "nginx.conf").write_text(CONF.format(port=port, marker=f"r{round_}"))
+        token = watch.before()
+        before = token[1]
+        assert before is not None
+        subprocess.run([*command, "-s", "reload"], check=True)
+        retired = watch.wait(token)
+        assert retired, "the wait sent no QUIT: the old workers quit on the master's timer"
+        assert retired <= before.children
+        assert _get(port) == f"r{round_}"
+        assert _settles_on_two_new_workers(pid_file, before)
+
+
+def _settles_on_two_new_workers(pid_file, before, seconds: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        now = workers(pid_file)
+        if (now is not None and len(now.serving) == 2 and not now.serving & before.children
+                and len(_all_children(now.master)) == 2):
+            time.sleep(0.3)  # the master's own QUIT, 100 ms after its new workers, is past
+            again = workers(pid_file)
+            return again == now and len(_all_children(now.master)) == 2
+        time.sleep(0.02)
+    return False
+
+
+def _all_children(master: int) -> list[int]:
+    with open(f"/proc/{master}/task/{master}/children") as handle:
+        return [int(p) for p in handle.read().split()]
