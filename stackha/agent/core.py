@@ -951,8 +951,15 @@ class Agent:
     def _on_vrrp(self, group: str, state: str) -> None:
         log.info("event=vrrp_state group=%s state=%s", group, state)
         vrrp = dict(self.status.vrrp)
+        previous = vrrp.get(group)
         vrrp[group] = state
-        self.status = replace(self.status, vrrp=MappingProxyType(vrrp))
+        since = dict(self.status.vrrp_since)
+        if previous is not None and previous != state:
+            # A change seen, not a first state (an adopted keepalived's is no takeover):
+            # readers weigh a peer's older MASTER claim against it (stackha.model.cluster).
+            since[group] = _now()
+        self.status = replace(self.status, vrrp=MappingProxyType(vrrp),
+                              vrrp_since=MappingProxyType(since))
         metrics.VRRP_STATE.labels(group=group).set(1 if state == "MASTER" else 0)
         self._report()
 

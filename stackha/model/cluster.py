@@ -18,12 +18,20 @@ older than ``stale_after`` its own heartbeat interval is STALE: not believed. It
 count for nobody, so split brain is claimed only from fresh reports; a stale MASTER claim next
 to a fresh one is only *suspected* split brain. A view without ``now`` (the agent's own watch)
 judges no age, as before.
+
+Overtaken: a report still fresh can be older than a peer's takeover. Each agent reports when
+each group's state last changed (``vrrp_since``); a MASTER claim whose heartbeat is older than
+another claimant's becoming MASTER said MASTER only before that takeover (a peer takes over
+when it stops hearing the master), so it counts as a stale claim: suspected, not split brain.
+Two masters that each reported after the other's takeover are split brain. Of two claims at
+least one always stands (each ``since`` precedes its own heartbeat on one clock), whatever
+the skew between the two hosts' clocks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +41,7 @@ from stackha.model.status import NodeStatus, interval_or_none
 
 MASTER = "MASTER"
 STALE = "STALE"
+OVERTAKEN = "OVERTAKEN"  # shown for a MASTER claim older than a peer's takeover
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what agents write in ``heartbeat``
 # The `stackha status --json` document (README, "status --json"). Readers may rely on every
 # key below; adding a key keeps the version, renaming, removing or retyping one raises it.
@@ -42,7 +51,7 @@ DOCUMENT_KEYS = ("schema_version", "current_version", "nodes", "split_brain",
 NODE_KEYS = ("node", "roles", "reporting", "applied_version", "current_version", "drift",
              "vrrp", "health", "last_error", "heartbeat", "reported_vrrp",
              "heartbeat_interval", "report_age_s", "stale", "stale_after_s", "maintenance",
-             "maintenance_reason")
+             "maintenance_reason", "vrrp_since")
 # An agent too old to report its interval ran with the agent's default (--heartbeat 5).
 DEFAULT_HEARTBEAT_S = 5.0
 # A live agent's writes can be late by a slow health probe or a ZooKeeper hiccup: three
@@ -87,16 +96,20 @@ class NodeRow:
     age: float | None = None
     stale: bool = False
     stale_after_s: float | None = None  # the age from which this report is stale
+    # Groups whose MASTER claim here is older than another member's takeover.
+    overtaken: frozenset[str] = frozenset()
 
     @property
     def drift(self) -> bool:
         return self.status is None or self.status.applied_version != self.current
 
     def vrrp(self) -> dict[str, str]:
-        """The VRRP states to show: a stale report's claims are not believed, so not shown."""
+        """The VRRP states to show: a stale report's claims are not believed, so not shown,
+        nor a MASTER claim a peer's takeover overtook."""
         if self.status is None:
             return {}
-        return {g: STALE if self.stale else st for g, st in self.status.vrrp.items()}
+        return {g: STALE if self.stale else OVERTAKEN if g in self.overtaken else st
+                for g, st in self.status.vrrp.items()}
 
     def why_stale(self) -> str:
         return f"report stale ({self.age:.1f} s old)"
@@ -116,6 +129,8 @@ class NodeRow:
             # "" when not in maintenance, else the agent's progress with it; and the reason.
             "maintenance": s.maintenance if s else "",
             "maintenance_reason": s.maintenance_reason if s else "",
+            # When it saw each group's state last change (a takeover's time, for MASTER).
+            "vrrp_since": dict(s.vrrp_since) if s else {},
         }
 
 
@@ -143,6 +158,30 @@ class Progress:
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
+
+
+def _with_overtaken(row: NodeRow, rows: list[NodeRow]) -> NodeRow:
+    """``row`` with the groups whose MASTER claim in it predates another fresh claimant's
+    takeover (see the module's doc)."""
+    status = row.status
+    if status is None or row.stale:
+        return row
+    beat = parse_time(status.heartbeat) if status.heartbeat else None
+    if beat is None:
+        return row
+    overtaken = set()
+    for group, state in status.vrrp.items():
+        if state != MASTER:
+            continue
+        for other in rows:
+            theirs = other.status
+            if other is row or theirs is None or other.stale or theirs.vrrp.get(group) != MASTER:
+                continue
+            since = theirs.vrrp_since.get(group)
+            took_over = parse_time(since) if since else None
+            if took_over is not None and took_over > beat:
+                overtaken.add(group)
+    return replace(row, overtaken=frozenset(overtaken)) if overtaken else row
 
 
 @dataclass(frozen=True)
@@ -188,6 +227,8 @@ class ClusterView:
                     applied_version=applied if isinstance(applied, int) else None,
                     last_error=str(entry.get("last_error") or ""),
                     vrrp=_frozen({str(k): str(v) for k, v in vrrp.items()}),
+                    vrrp_since=_frozen({str(k): str(v) for k, v
+                                        in (entry.get("vrrp_since") or {}).items()}),
                     health=_frozen({str(k): str(v)
                                     for k, v in (entry.get("health") or {}).items()}),
                     heartbeat=str(entry.get("heartbeat") or ""),
@@ -209,7 +250,8 @@ class ClusterView:
         named = [(name, roles, self.statuses.get(name)) for name, roles in self.nodes]
         named += [(name, s.roles, s) for name, s in sorted(self.statuses.items())
                   if name not in known]
-        return [self._row(name, roles, s) for name, roles, s in named]
+        rows = [self._row(name, roles, s) for name, roles, s in named]
+        return [_with_overtaken(row, rows) for row in rows]
 
     def _row(self, name: str, roles: tuple[str, ...], status: NodeStatus | None) -> NodeRow:
         if status is None or self.now is None:
@@ -227,11 +269,13 @@ class ClusterView:
 
     # per group -----------------------------------------------------------------------------
     def _claims(self, stale: bool) -> dict[str, tuple[str, ...]]:
+        """Believed MASTER claims (``stale`` False) or disbelieved ones: from a stale report,
+        or overtaken by a peer's takeover."""
         claims: dict[str, list[str]] = {g: [] for g in self.groups}
         for row in self.rows():
             for group, state in (row.status.vrrp.items() if row.status else ()):
                 claims.setdefault(group, [])
-                if state == MASTER and row.stale == stale:
+                if state == MASTER and (row.stale or group in row.overtaken) == stale:
                     claims[group].append(row.node)
         return {g: tuple(sorted(nodes)) for g, nodes in claims.items()}
 
@@ -241,8 +285,20 @@ class ClusterView:
         return self._claims(stale=False)
 
     def stale_claims(self) -> dict[str, tuple[str, ...]]:
-        """Groups -> nodes whose stale report still claims MASTER (only groups with some)."""
+        """Groups -> nodes whose stale or overtaken report still claims MASTER (only groups
+        with some)."""
         return {g: nodes for g, nodes in self._claims(stale=True).items() if nodes}
+
+    def _overtaken_nodes(self) -> set[str]:
+        return {row.node for row in self.rows() if row.overtaken}
+
+    @staticmethod
+    def _doubts(master: str, doubted: tuple[str, ...], overtaken: set[str]) -> str:
+        """``stale report from X still claims MASTER`` (or ``report from X older than M's
+        takeover``, for an overtaken claim)."""
+        why = ", ".join(f"report from {n} older than {master}'s takeover" if n in overtaken
+                        else f"stale report from {n}" for n in doubted)
+        return f"{why} still {'claim' if len(doubted) > 1 else 'claims'} MASTER"
 
     def split_brain(self) -> dict[str, list[str]]:
         """Groups that more than one node claims to be MASTER of, in fresh reports."""
@@ -285,6 +341,7 @@ class ClusterView:
                     problems.append(f"{member}: no VRRP state for group {group} "
                                     "(keepalived not running?)")
         stale_claims = self.stale_claims()
+        overtaken = self._overtaken_nodes()
         for group, nodes in sorted(self.masters().items()):
             claimed = ", ".join(stale_claims.get(group, ()))
             if not nodes:
@@ -294,7 +351,7 @@ class ClusterView:
                 problems.append(f"group {group}: split brain, MASTER on {', '.join(nodes)}")
             elif claimed:
                 problems.append(f"group {group}: split brain suspected: MASTER on {nodes[0]}, "
-                                f"stale report from {claimed} still claims MASTER")
+                                + self._doubts(nodes[0], stale_claims[group], overtaken))
         return problems
 
     @property
@@ -369,10 +426,11 @@ class ClusterView:
         for group, nodes in self.split_brain().items():
             out.append(f"SPLIT BRAIN: group {group} has several masters: {', '.join(nodes)}")
         masters, stale_claims = self.masters(), self.stale_claims()
+        overtaken = self._overtaken_nodes()
         for group in self.split_brain_suspected():
-            out.append(f"SPLIT BRAIN SUSPECTED: group {group}: MASTER on "
-                       f"{', '.join(masters[group])}; stale report from "
-                       f"{', '.join(stale_claims[group])} still claims MASTER")
+            master = masters[group][0]
+            out.append(f"SPLIT BRAIN SUSPECTED: group {group}: MASTER on {master}; "
+                       + self._doubts(master, stale_claims[group], overtaken))
         for row in self.rows():
             if row.status is not None and row.status.maintenance:
                 reason = row.status.maintenance_reason

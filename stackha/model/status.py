@@ -55,6 +55,9 @@ class NodeStatus:
     last_error: str = ""
     last_error_time: str = ""
     vrrp: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # When this agent saw each group's state last change (its heartbeat's format): a peer's
+    # MASTER claim made before this node took over is judged by it (stackha.model.cluster).
+    vrrp_since: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     health: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     heartbeat: str = ""
     # Seconds between this agent's heartbeats: readers judge the heartbeat's age against it
@@ -79,7 +82,7 @@ class NodeStatus:
                 bounded: Any = bounded_text(value)
             elif f.name in ("roles", "vrid_conflicts"):
                 bounded = _bounded_entries(tuple(value), MAX_ENTRIES)
-            elif f.name in ("vrrp", "health"):
+            elif f.name in ("vrrp", "vrrp_since", "health"):
                 bounded = _bounded_map(value, MAX_ENTRIES)
             else:
                 continue
@@ -106,6 +109,7 @@ class NodeStatus:
             data[f.name] = bounded_text(value, text) if isinstance(value, str) else value
         data["roles"] = list(self.roles[:entries])
         data["vrrp"] = dict(list(self.vrrp.items())[:entries])
+        data["vrrp_since"] = dict(list(self.vrrp_since.items())[:entries])
         data["health"] = dict(list(self.health.items())[:entries])
         data["vrid_conflicts"] = list(self.vrid_conflicts[:entries])
         return json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
@@ -153,6 +157,7 @@ def parse_status(node: str, data: bytes | None) -> NodeStatus | None:
         last_error=str(raw.get("last_error") or ""),
         last_error_time=str(raw.get("last_error_time") or ""),
         vrrp=_str_map(raw.get("vrrp")),
+        vrrp_since=_str_map(raw.get("vrrp_since")),
         health=_str_map(raw.get("health")),
         heartbeat=str(raw.get("heartbeat") or ""),
         heartbeat_interval=interval_or_none(raw.get("heartbeat_interval")),

@@ -36,13 +36,14 @@ def test_the_document_has_exactly_the_pinned_keys_and_types():
     assert list(reporting) == list(NODE_KEYS) == [
         "node", "roles", "reporting", "applied_version", "current_version", "drift", "vrrp",
         "health", "last_error", "heartbeat", "reported_vrrp", "heartbeat_interval",
-        "report_age_s", "stale", "stale_after_s", "maintenance", "maintenance_reason"]
+        "report_age_s", "stale", "stale_after_s", "maintenance", "maintenance_reason", "vrrp_since"]
     assert list(missing) == list(NODE_KEYS)  # a node that does not report has every key too
     types = {"node": str, "roles": list, "reporting": bool, "applied_version": int,
              "current_version": int, "drift": bool, "vrrp": dict, "health": dict,
              "last_error": str, "heartbeat": str, "reported_vrrp": dict,
              "heartbeat_interval": float, "report_age_s": float, "stale": bool,
-             "stale_after_s": float, "maintenance": str, "maintenance_reason": str}
+             "stale_after_s": float, "maintenance": str, "maintenance_reason": str,
+             "vrrp_since": dict}
     for key, kind in types.items():
         assert isinstance(reporting[key], kind), key
     assert missing["reporting"] is False and missing["applied_version"] is None

@@ -145,6 +145,8 @@ class StatusSample:
     missing: tuple[str, ...] = ()
     masters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     split_brain: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Groups with one believed MASTER and a stale or overtaken claim beside it.
+    suspected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     errors: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -32,12 +32,19 @@ def _note_masters(ctx: Context, series: list[StatusSample], group: str | None,
     if history:
         ctx.note(f"{group} MASTER (s after the fault): {describe_masters(history)}")
     victim = ctx.state.get("victim")
+    if not stale or victim is None:
+        return
     span = span_of(series, lambda s: victim in s.split_brain.get(group, ()))
-    if stale and span is not None and victim is not None:
+    if span is not None:
         ctx.note(f"status reported split brain on {group} for {span[1] - span[0]:.1f} s: "
                  f"{victim}'s last report (MASTER) was still in ZooKeeper (a killed agent's "
                  f"stays until its session expires: session_timeout "
                  f"{ctx.lab.spec.zookeeper.session_timeout:g} s)")
+    doubted = span_of(series, lambda s: victim in s.suspected.get(group, ()))
+    if doubted is not None:
+        ctx.note(f"status said split brain suspected on {group} for "
+                 f"{doubted[1] - doubted[0]:.1f} s ({victim}'s last report, stale or older "
+                 "than the takeover, still claimed MASTER)")
 
 
 class _KillOrStop(Scenario):
@@ -265,11 +272,16 @@ class NodeCut(Scenario):
         during = [s for s in series if ctx.events["inject"] <= s.t <= ctx.events["heal"]]
         seen = split_brain_seen(during)
         span = span_of(during, lambda s: group in s.split_brain)
+        doubted = span_of(during, lambda s: group in s.suspected)
         if seen and span:
             ctx.note(f"SPLIT BRAIN reported by status for {span[1] - span[0]:.1f} s "
                      f"({group}: {', '.join(seen.get(group, ()))}), from the cut node's last "
                      "report while its ZooKeeper session lived")
-        else:
+        if doubted:
+            ctx.note(f"split brain SUSPECTED by status for {doubted[1] - doubted[0]:.1f} s: "
+                     "the cut node's last report, older than the takeover, still claimed "
+                     "MASTER (a cut node cannot report that it still is)")
+        if not (seen and span) and not doubted:
             ctx.note("split brain NOT reported by status")
         gone = span_of(during, lambda s: victim in s.missing)
         if gone:

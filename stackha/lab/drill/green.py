@@ -43,6 +43,7 @@ def sample_of(t: float, doc: Mapping[str, Any]) -> StatusSample:
         missing=tuple(n["node"] for n in nodes if not n.get("reporting")),
         masters={g: m for g, m in view.masters().items() if m},
         split_brain={g: tuple(v) for g, v in view.split_brain().items()},
+        suspected={g: tuple(v) for g, v in view.split_brain_suspected().items()},
         errors={n: s.last_error for n, s in view.statuses.items() if s.last_error})
 
 
