@@ -45,14 +45,17 @@ def lab(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
     agent.write_text(FAKE_AGENT)
     agent.chmod(0o755)
     env = dict(os.environ, FAKE_DIR=str(tmp_path), STACKHA_LAB_SERVICES="")
+    # Its own process group: killing the entrypoint alone would leave the fake agent looping.
     process = subprocess.Popen(["bash", str(ENTRYPOINT), str(agent), "--config", "x.yaml"],
-                               env=env)
+                               env=env, start_new_session=True)
     try:
         yield process, tmp_path
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
 def log_lines(where: Path) -> list[str]:
