@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from testkit.processes import fake_program, own_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "compose/base/bin/stackha-lab-entrypoint"
@@ -31,31 +32,15 @@ while :; do sleep 0.05; done
 """
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
-    agent = tmp_path / "fake-agent"
-    agent.write_text(FAKE_AGENT)
-    agent.chmod(0o755)
+    agent = fake_program(tmp_path / "fake-agent", FAKE_AGENT)
     env = dict(os.environ, FAKE_DIR=str(tmp_path), STACKHA_LAB_SERVICES="")
     # Its own process group: killing the entrypoint alone would leave the fake agent looping.
-    process = subprocess.Popen(["bash", str(ENTRYPOINT), str(agent), "--config", "x.yaml"],
-                               env=env, start_new_session=True)
-    try:
+    with own_group(["bash", str(ENTRYPOINT), str(agent), "--config", "x.yaml"],
+                   env=env) as process:
         yield process, tmp_path
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
 
 
 def log_lines(where: Path) -> list[str]:

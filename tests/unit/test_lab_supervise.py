@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from testkit.processes import fake_program, own_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPERVISE = ROOT / "compose/base/bin/stackha-lab-supervise"
@@ -26,13 +27,6 @@ while :; do sleep 0.05; done
 """
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
 
 def starts(where: Path) -> list[str]:
     path = where / "log"
@@ -41,22 +35,12 @@ def starts(where: Path) -> list[str]:
 
 @pytest.fixture
 def supervised(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
-    fake = tmp_path / "fake-service"
-    fake.write_text(FAKE)
-    fake.chmod(0o755)
+    fake = fake_program(tmp_path / "fake-service", FAKE)
     env = dict(os.environ, FAKE_DIR=str(tmp_path), STACKHA_SUPERVISE_RESTART_DELAY="0.1")
-    process = subprocess.Popen(
-        ["bash", str(SUPERVISE), "mycat", str(tmp_path / "supervisor.pid"),
-         str(tmp_path / "service.log"), "--", str(fake)],
-        env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
-    try:
+    with own_group(["bash", str(SUPERVISE), "mycat", str(tmp_path / "supervisor.pid"),
+                    str(tmp_path / "service.log"), "--", str(fake)],
+                   env=env, stderr=subprocess.PIPE, text=True) as process:
         yield process, tmp_path
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
 
 
 def test_a_service_that_dies_is_started_again_and_its_log_tail_shown(supervised):
