@@ -22,6 +22,7 @@ SECTIONS = {
     "reload": "bench.reload_load",        # issue 8: 20 pushes under steady HTTP load
     "failover": "bench.failover",         # issue 4: outage, stackha vs classic timers, flaps
     "idle": "bench.idle",                 # issue 16: idle CPU and RSS per role
+    "drill": "bench.drill",               # issue 16: the drill with every CPU kept busy
 }
 HERE = Path(__file__).resolve().parent
 

@@ -68,3 +68,22 @@ def test_counts_add_up():
     total.add(Counts(requests=1, ok=1))
     assert (total.requests, total.ok, total.reset, total.stale_retried) == (4, 3, 1, 1)
     assert total.failed == 1
+
+
+def test_the_drill_section_turns_the_drill_document_into_rows():
+    from bench.drill import rows_of
+
+    probe = {"sent": 100, "failed": 3, "longest_outage_s": 0.125}
+    quiet = {"sent": 90, "failed": 0, "longest_outage_s": 0.0}
+    doc = {"scenarios": [
+        {"name": "bad-config", "ran": True, "probes": {"web": quiet, "sql": probe},
+         "green_after_heal_s": 7.94, "served_rejected_config": False},
+        {"name": "zk-outage", "ran": True, "probes": {"web": quiet, "sql": quiet},
+         "green_after_heal_s": None, "served_rejected_config": None},
+        {"name": "node-cut", "ran": False, "not_run": "no VRRP group", "probes": {}},
+    ]}
+    assert rows_of(doc) == [
+        ("bad-config", "none", "0/90", "0.12 s", "3/100", "7.9 s", "no"),
+        ("zk-outage", "none", "0/90", "none", "0/90", "NOT GREEN", "-"),
+        ("node-cut", "not run", "-", "-", "-", "no VRRP group", "-"),
+    ]
