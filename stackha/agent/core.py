@@ -46,6 +46,7 @@ from stackha.agent.mycatrole import (
     ManagerReload,
     MycatHealthSettings,
     MycatManagerSettings,
+    loads_zookeeper,
     mysql_health,
 )
 from stackha.agent.nginxworkers import NginxReloadWatch
@@ -859,9 +860,18 @@ class Agent:
             self._fail(version.number, "verify", shipped[0])
             return False
         done: list[str] = []
+        changed = self._changed_roles(version) if self.applied is not None else set(files)
         for role, role_set in files.items():
             resource = self.resources.get(role)
             if resource is None:
+                continue
+            if role == "mycat" and role not in changed and loads_zookeeper(role_set):
+                # In its ZooKeeper mode MyCat rewrites conf/ from the layout in its own
+                # rendering: the same files as the applied version's are MyCat's to keep.
+                # Writing ours back made every push (nginx-only ones too) a reload of every
+                # MyCat node, which stalled SQL on a loaded host.
+                log.info("event=mycat_files_left_to_mycat version=%d reason=%r",
+                         version.number, "unchanged since the applied version; ZooKeeper mode")
                 continue
             if role == "mycat" and self.mycat_reload is not None:
                 self.mycat_reload.prepare(role_set)  # config or config_all, old vs new files

@@ -290,3 +290,8 @@ def mysql_health(current: Callable[[], MycatHealthSettings], conf_dir: Path
                            settings.timeout)
 
     return health
+
+
+def loads_zookeeper(files: Mapping[str, bytes]) -> bool:
+    """Pure: do these MyCat files (their myid.properties) turn on MyCat's ZooKeeper mode?"""
+    return _loads_zookeeper(files.get(MYID_FILE))
