@@ -9,7 +9,7 @@ which order and how often, and what type each attribute has. ``check_document`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
@@ -191,6 +191,20 @@ def java_int(value: str, bits: int = 32) -> int | None:
 
 def is_java_bool(value: str) -> bool:
     return value.lower() in ("true", "false")
+
+
+def report_duplicates(elements: Iterable[Element], attribute: str, what: str,
+                      report: Report, where: str = "") -> None:
+    """An error on each of ``elements`` whose ``attribute`` an earlier one already has
+    (``duplicate WHAT 'value'`` and ``where``, e.g. `` in this dataHost``)."""
+    seen: set[str] = set()
+    for element in elements:
+        value = element.attrs.get(attribute)
+        if value is None:
+            continue
+        if value in seen:
+            report.error(element, f"duplicate {what} '{value}'{where}")
+        seen.add(value)
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from stackha.mycat.validate.grammar import Element, Report, expand_names, java_int
+from stackha.mycat.validate.grammar import (
+    Element,
+    Report,
+    expand_names,
+    java_int,
+    report_duplicates,
+)
 from stackha.mycat.validate.model import DbInstance
 from stackha.mycat.validate.rules import RuleFacts, partition_count
 
@@ -107,13 +113,8 @@ def _check_data_host(element: Element, facts: SchemaFacts, report: Report) -> No
             # MyCat loads any integer here and quietly falls back to its default behaviour.
             report.error(element, f"{key} {value} means nothing to MyCat 1.6; use one of "
                                   f"{', '.join(map(str, allowed))}")
-    hosts: set[str] = set()
-    for write in element.iter("writeHost"):
-        host = write.attrs.get("host")
-        if host is not None and host in hosts:
-            report.error(write, f"duplicate writeHost host '{host}' in this dataHost")
-        if host is not None:
-            hosts.add(host)
+    report_duplicates(element.iter("writeHost"), "host", "writeHost host", report,
+                      " in this dataHost")
     for heartbeat in element.iter("heartbeat"):
         if not heartbeat.text.strip() and not heartbeat.children:
             report.warning(heartbeat, "heartbeat is empty: every backend would be marked down")

@@ -15,6 +15,7 @@ from stackha.mycat.validate.grammar import (
     java_int,
     property_element,
     read_properties,
+    report_duplicates,
     split_list,
 )
 from stackha.mycat.validate.schema import SchemaFacts, check_encrypted
@@ -81,13 +82,7 @@ def check_server_xml(root: Element, schemas: SchemaFacts | None, files: Mapping[
         facts.has_firewall = True
         _check_firewall(firewall, facts, report)
     for cluster in root.iter("cluster"):
-        names: set[str] = set()
-        for node in cluster.iter("node"):
-            name = node.attrs.get("name")
-            if name is not None and name in names:
-                report.error(node, f"duplicate cluster node name '{name}'")
-            if name is not None:
-                names.add(name)
+        report_duplicates(cluster.iter("node"), "name", "cluster node name", report)
     return facts
 
 
