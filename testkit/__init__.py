@@ -5,6 +5,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIGS = ROOT / "configs"
+# Next to the checkout, where CI has it: the MyCat release (shared/mycat/) among others.
+SHARED = ROOT.parent / "shared"
 # The digest credentials the harnesses' ZooKeeper trees are made with: the coordinator's,
 # and one per node (what `stackha credentials issue` makes, but fixed for the tests).
 COORDINATOR = "coordinator:coordinator-secret"
@@ -54,7 +56,8 @@ http {{
 def skip_unless_ci(reason: str, ci_has_it: bool = True) -> None:
     """Skip a test whose real part is missing here, but fail under CI (``CI=true``) when CI
     is known to have it (install-deps installs gcc and Java; the MyCat release is there when
-    ``../shared/`` is): a skip there would be a check that silently never ran."""
+    ``../shared/`` is, see ``ci_has_mycat``): a skip there would be a check that silently
+    never ran."""
     import os
 
     import pytest
@@ -62,3 +65,8 @@ def skip_unless_ci(reason: str, ci_has_it: bool = True) -> None:
     if os.environ.get("CI") == "true" and ci_has_it:
         pytest.fail(f"CI must run this test: {reason}")
     pytest.skip(reason)
+
+
+def ci_has_mycat() -> bool:
+    """Whether CI here has the MyCat release (``../shared/mycat/``, as `make test` uses it)."""
+    return (SHARED / "mycat").is_dir()

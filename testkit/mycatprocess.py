@@ -22,8 +22,8 @@ from pathlib import Path
 
 from stackha.mycat.hosts import foreign_hosts
 from stackha.mycat.manager import ManagerClient, ManagerError
+from testkit import SHARED
 
-ROOT = Path(__file__).resolve().parents[1]
 JAVA_OPTS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
              "--add-opens=java.base/java.lang=ALL-UNNAMED",
              "--add-opens=java.base/java.nio=ALL-UNNAMED",
@@ -36,7 +36,7 @@ def release_tarball() -> Path | None:
     named = os.environ.get("STACKHA_MYCAT_TARBALL")
     if named:
         return Path(named) if Path(named).is_file() else None
-    found = sorted((ROOT.parent / "shared" / "mycat").glob("Mycat-server-*.tar.gz"))
+    found = sorted((SHARED / "mycat").glob("Mycat-server-*.tar.gz"))
     return found[0] if found else None
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from stackha.lab.compose.labtls import lab_tls_env
 from stackha.lab.compose.secrets import load_lab_credentials
+from testkit import ci_has_mycat, skip_unless_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "compose"
@@ -44,6 +45,29 @@ def stackha(*args: str, timeout: float = 120, check: bool = True
         raise AssertionError(f"stackha {' '.join(args)} exited {done.returncode}:\n"
                              f"{done.stdout}\n{done.stderr}")
     return done
+
+
+def query(host: str, port: int, user: str, password: str, database: str, statement: str,
+          timeout: float = 5) -> list[tuple]:
+    """One statement on a fresh MySQL-protocol connection (the VIP, or the lab's MariaDB)."""
+    import pymysql
+
+    connection = pymysql.connect(host=host, port=port, user=user, password=password,
+                                 database=database, autocommit=True, connect_timeout=2,
+                                 read_timeout=timeout, write_timeout=timeout)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def needs_mycat_release(lab: Lab, reason: str) -> None:
+    """Skip on a lab running mycat-standin; under CI, where the release is, fail instead."""
+    if not lab.mycat_release():
+        skip_unless_ci(f"the lab's MyCat nodes run mycat-standin: {reason}",
+                       ci_has_it=ci_has_mycat())
 
 
 def status() -> dict:

@@ -7,10 +7,9 @@ Traffic goes only to the lab's private compose network (10.77.0.0/24 on this mac
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 
-from tests.e2e.conftest import Lab
+from tests.e2e.conftest import Lab, needs_mycat_release, query
 from tests.e2e.test_stack import sql
 
 pytestmark = pytest.mark.e2e
@@ -20,23 +19,14 @@ DATABASES = ("db0", "db1", "db2")  # dn0..dn2
 ORDER_IDS = range(101, 113)
 
 
-def backend(database: str, query: str) -> list[tuple]:
-    host, port, user, password = BACKEND
-    connection = pymysql.connect(host=host, port=port, user=user, password=password,
-                                 database=database, autocommit=True, connect_timeout=2)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(query)
-            return list(cursor.fetchall())
-    finally:
-        connection.close()
+def backend(database: str, statement: str) -> list[tuple]:
+    return query(*BACKEND, database, statement)
 
 
 @pytest.fixture
 def tables(lab: Lab):
-    if not lab.mycat_release():
-        pytest.skip("the lab's MyCat nodes run mycat-standin, which does not shard "
-                    "(give `stackha up --mycat-tarball` a MyCat 1.6 release)")
+    needs_mycat_release(lab, "it does not shard (give `stackha up --mycat-tarball` a MyCat "
+                             "1.6 release)")
     for ddl in ("create table if not exists region (id int primary key, name varchar(20))",
                 "create table if not exists orders (id int primary key, customer_id int, "
                 "total int)",

@@ -15,7 +15,18 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.e2e.conftest import ROOT, UP_TIMEOUT, Lab, lab_ready, stackha, status, wait_until
+from testkit import ci_has_mycat, skip_unless_ci
+from tests.e2e.conftest import (
+    ROOT,
+    UP_TIMEOUT,
+    Lab,
+    lab_ready,
+    needs_mycat_release,
+    query,
+    stackha,
+    status,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,17 +40,9 @@ def http_get(url: str, timeout: float = 2.0) -> str:
         return response.read().decode()
 
 
-def sql(query: str, host: str = SQL_VIP[0], port: int = SQL_VIP[1]) -> list[tuple]:
+def sql(statement: str, host: str = SQL_VIP[0], port: int = SQL_VIP[1]) -> list[tuple]:
     user, password, database = SQL_USER
-    connection = pymysql.connect(host=host, port=port, user=user, password=password,
-                                 database=database, autocommit=True, connect_timeout=2,
-                                 read_timeout=5, write_timeout=5)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(query)
-            return list(cursor.fetchall())
-    finally:
-        connection.close()
+    return query(host, port, user, password, database, statement)
 
 
 def test_web_vip_answers(lab: Lab):
@@ -143,15 +146,7 @@ def test_sql_survives_the_active_director_killed(lab: Lab):
 
 
 def _login_report(password: str) -> list[tuple]:
-    connection = pymysql.connect(host=SQL_VIP[0], port=SQL_VIP[1], user="report",
-                                 password=password, database="shop", connect_timeout=2,
-                                 read_timeout=5)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("select 1")
-            return list(cursor.fetchall())
-    finally:
-        connection.close()
+    return query(*SQL_VIP, "report", password, "shop", "select 1")
 
 
 def test_pushed_password_change_works_through_the_mycat_vip(lab: Lab, tmp_path: Path):
@@ -182,7 +177,8 @@ def test_pushed_password_change_works_through_the_mycat_vip(lab: Lab, tmp_path: 
 def test_the_lab_runs_the_mycat_release_it_was_given(lab: Lab):
     # `make test` passes ../shared/mycat/'s release: the lab must not fall back to the stand-in.
     if not os.environ.get("STACKHA_MYCAT_TARBALL"):
-        pytest.skip("no MyCat release given (STACKHA_MYCAT_TARBALL unset)")
+        skip_unless_ci("no MyCat release given (STACKHA_MYCAT_TARBALL unset)",
+                       ci_has_it=ci_has_mycat())
     assert lab.mycat_release()
     for node in ("mycat1", "mycat2", "mycat3"):
         assert lab.service_of(node) == node
@@ -201,8 +197,7 @@ LOAD_ERRORS = ("NullPointerException", "IndexOutOfBoundsException", "PropertyExc
 
 
 def test_a_push_reaches_every_mycat_through_its_own_zookeeper_mode(lab: Lab, tmp_path: Path):
-    if not lab.mycat_release():
-        pytest.skip("the stand-in has no ZooKeeper mode")
+    needs_mycat_release(lab, "the stand-in has no ZooKeeper mode")
     wait_until("every agent ready", lab_ready, timeout=120, interval=1)
     before = {n: len(_mycat_log(lab, n)) for n in ("mycat1", "mycat2", "mycat3")}
     configs = tmp_path / "configs"

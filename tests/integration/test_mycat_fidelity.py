@@ -24,7 +24,7 @@ import pytest
 
 from stackha.model.problems import errors
 from stackha.mycat.validate import validate_mycat
-from testkit import skip_unless_ci
+from testkit import ci_has_mycat, skip_unless_ci
 from testkit.mycat_corpus import STACKHA_ONLY, VALID, Files, corpus
 from testkit.realmycat import RealMycat, Verdict, missing_tools
 from tests.integration.conftest import FIGURES
@@ -86,7 +86,7 @@ def outcomes(request: pytest.FixtureRequest) -> list[Outcome]:
     if reason:
         # CI has Java (install-deps) and, where ../shared is, the release.
         skip_unless_ci(f"no real MyCat to compare with: {reason}",
-                       ci_has_it=(Path(__file__).resolve().parents[2].parent / "shared").is_dir())
+                       ci_has_it=ci_has_mycat())
     started = time.monotonic()
     results = compare(corpus(), RealMycat())
     lines = list(report(results))

@@ -15,12 +15,10 @@ import pymysql
 import pytest
 
 from stackha.agent.mycatrole import ManagerReload, MycatManagerSettings
-from testkit import skip_unless_ci
+from testkit import ci_has_mycat, skip_unless_ci
 from testkit.localzk import free_port
 from testkit.mycatprocess import RealMycat, release_tarball, with_ports
 from tests.integration.test_mycat_standin import MariaDB, mariadb  # noqa: F401 (fixture)
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +38,7 @@ def mycat(tmp_path_factory: pytest.TempPathFactory, mariadb: MariaDB  # noqa: F8
           ) -> Iterator[RealMycat]:
     if TARBALL is None:
         skip_unless_ci("no MyCat release tarball (../shared/mycat/ or $STACKHA_MYCAT_TARBALL)",
-                       ci_has_it=SHARED.is_dir())
+                       ci_has_it=ci_has_mycat())
     server = RealMycat.unpack(TARBALL, tmp_path_factory.mktemp("mycat"))
     server.write_conf(_example(mariadb.port))
     server.start()

@@ -255,14 +255,6 @@ def test_a_refused_switchover_is_not_run_and_closes_its_store(spec, monkeypatch)
     assert store.closed and world.masters["web"] == "nginx1"
 
 
-def test_without_the_switchover_module_the_scenario_says_so(spec, monkeypatch):
-    monkeypatch.setitem(sys.modules, "stackha.coordinator.control", None)  # import fails
-    opened = []
-    with pytest.raises(NotRun, match="switchover not available"):
-        run_steps(Switchover(open_store=lambda ctx: opened.append(1)), World(spec))
-    assert opened == []
-
-
 def test_switchover_picks_the_highest_priority_backup(spec):
     group = next(g for g in spec.vrrp_groups if g.name == "web")
     assert Switchover.backup(group, "nginx1") == "nginx2"

@@ -203,10 +203,8 @@ class Switchover(Scenario):
         return others[0].node
 
     def inject(self, ctx: Context) -> None:
-        try:
-            from stackha.coordinator.control import request_switchover
-        except ImportError as exc:
-            raise NotRun(f"switchover not available ({exc})") from exc
+        from stackha.coordinator.control import request_switchover
+
         group = _group(ctx.lab, ctx.lab.web_group)
         assert group is not None
         original = ctx.master(group.name)
