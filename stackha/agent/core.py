@@ -860,7 +860,7 @@ class Agent:
             self._fail(version.number, "verify", shipped[0])
             return False
         done: list[str] = []
-        changed = self._changed_roles(version) if self.applied is not None else set(files)
+        changed = self._changed_roles(version)  # every role when nothing is applied yet
         for role, role_set in files.items():
             resource = self.resources.get(role)
             if resource is None:

@@ -43,7 +43,7 @@ class Workers:
 
     master: int
     serving: frozenset[int]
-    children: frozenset[int] = frozenset()
+    children: frozenset[int]
 
 
 def pid_file_of(prefix: Path, conf: str = "nginx.conf") -> Path:
@@ -145,8 +145,8 @@ def wait_new_workers(pid_file: Path, before: Workers | None, timeout: float,
     while True:
         now = workers(pid_file)
         if now is not None and now.serving:
-            old = (before.children | before.serving
-                   if before is not None and before.master == now.master else frozenset())
+            old = (before.children if before is not None and before.master == now.master
+                   else frozenset())
             still = now.serving & old
             if not still:
                 return True

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -246,12 +247,17 @@ class ClusterView:
     # per node ------------------------------------------------------------------------------
     def rows(self) -> list[NodeRow]:
         """Expected nodes first, in order; then nodes that report but are not expected."""
+        return list(self._rows)
+
+    @cached_property
+    def _rows(self) -> tuple[NodeRow, ...]:
+        # Every verdict asks for the rows, several times each: made once per view.
         known = {name for name, _ in self.nodes}
         named = [(name, roles, self.statuses.get(name)) for name, roles in self.nodes]
         named += [(name, s.roles, s) for name, s in sorted(self.statuses.items())
                   if name not in known]
         rows = [self._row(name, roles, s) for name, roles, s in named]
-        return [_with_overtaken(row, rows) for row in rows]
+        return tuple(_with_overtaken(row, rows) for row in rows)
 
     def _row(self, name: str, roles: tuple[str, ...], status: NodeStatus | None) -> NodeRow:
         if status is None or self.now is None:

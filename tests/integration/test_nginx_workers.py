@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -111,8 +112,6 @@ def test_the_old_workers_are_retired_without_costing_the_master_a_worker(nginx):
 
 
 def _settles_on_two_new_workers(pid_file, before, seconds: float = 5.0) -> bool:
-    import time
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         now = workers(pid_file)
