@@ -51,76 +51,40 @@ ZNODE_GOOD = ["/stackha", "/a/b_c/d-1", "/mycat"]
 ZNODE_BAD = ["", "/", "stackha", "/a/", "/a//b", "/a/../b", "/.", "/a\nb", "/a b"]
 
 
-@pytest.mark.parametrize("value", NAMES_GOOD)
-def test_good_names(value):
-    assert grammar.name_reason(value) is None
+# Each checker that answers a reason (None when the value is good), with values on each side.
+REASON_CHECKS = {
+    "name": (grammar.name_reason, NAMES_GOOD, NAMES_BAD),
+    "interface": (grammar.interface_reason, INTERFACES_GOOD, INTERFACES_BAD),
+    "host": (grammar.host_reason, HOSTS_GOOD, HOSTS_BAD),
+    "user": (grammar.user_reason, USERS_GOOD, USERS_BAD),
+    "znode path": (grammar.znode_path_reason, ZNODE_GOOD, ZNODE_BAD),
+}
+# Each normaliser that answers (normal form, None) or (None, reason).
+NORMALISERS = {
+    "url": (grammar.normal_url, URLS_GOOD, URLS_BAD),
+    "zookeeper hosts": (grammar.normal_zk_hosts, ZK_HOSTS_GOOD, ZK_HOSTS_BAD),
+}
 
 
-@pytest.mark.parametrize("value", NAMES_BAD)
-def test_bad_names(value):
-    assert grammar.name_reason(value)
+@pytest.mark.parametrize(("check", "value", "good"), [
+    (check, value, good) for check, (_, goods, bads) in REASON_CHECKS.items()
+    for good, values in ((True, goods), (False, bads)) for value in values])
+def test_reason_checks(check, value, good):
+    reason = REASON_CHECKS[check][0](value)
+    assert (reason is None) if good else reason
 
 
-@pytest.mark.parametrize("value", INTERFACES_GOOD)
-def test_good_interfaces(value):
-    assert grammar.interface_reason(value) is None
+@pytest.mark.parametrize(("check", "value", "normal"), [
+    (check, *case) for check, (_, goods, _bads) in NORMALISERS.items() for case in goods])
+def test_good_values_are_re_serialised(check, value, normal):
+    assert NORMALISERS[check][0](value) == (normal, None)
 
 
-@pytest.mark.parametrize("value", INTERFACES_BAD)
-def test_bad_interfaces(value):
-    assert grammar.interface_reason(value)
-
-
-@pytest.mark.parametrize(("value", "normal"), URLS_GOOD)
-def test_good_urls_are_re_serialised(value, normal):
-    assert grammar.normal_url(value) == (normal, None)
-
-
-@pytest.mark.parametrize("value", URLS_BAD)
-def test_bad_urls(value):
-    out, reason = grammar.normal_url(value)
+@pytest.mark.parametrize(("check", "value"), [
+    (check, value) for check, (_, _goods, bads) in NORMALISERS.items() for value in bads])
+def test_bad_values_are_not_normalised(check, value):
+    out, reason = NORMALISERS[check][0](value)
     assert out is None and reason
-
-
-@pytest.mark.parametrize("value", HOSTS_GOOD)
-def test_good_hosts(value):
-    assert grammar.host_reason(value) is None
-
-
-@pytest.mark.parametrize("value", HOSTS_BAD)
-def test_bad_hosts(value):
-    assert grammar.host_reason(value)
-
-
-@pytest.mark.parametrize("value", USERS_GOOD)
-def test_good_users(value):
-    assert grammar.user_reason(value) is None
-
-
-@pytest.mark.parametrize("value", USERS_BAD)
-def test_bad_users(value):
-    assert grammar.user_reason(value)
-
-
-@pytest.mark.parametrize(("value", "normal"), ZK_HOSTS_GOOD)
-def test_good_zookeeper_hosts(value, normal):
-    assert grammar.normal_zk_hosts(value) == (normal, None)
-
-
-@pytest.mark.parametrize("value", ZK_HOSTS_BAD)
-def test_bad_zookeeper_hosts(value):
-    out, reason = grammar.normal_zk_hosts(value)
-    assert out is None and reason
-
-
-@pytest.mark.parametrize("value", ZNODE_GOOD)
-def test_good_znode_paths(value):
-    assert grammar.znode_path_reason(value) is None
-
-
-@pytest.mark.parametrize("value", ZNODE_BAD)
-def test_bad_znode_paths(value):
-    assert grammar.znode_path_reason(value)
 
 
 def test_env_names_and_file_paths():
