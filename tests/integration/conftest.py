@@ -22,6 +22,16 @@ def eth0_namespace(tmp_path):
 FIGURES = pytest.StashKey[list[str]]()
 
 
+@pytest.fixture
+def node(tmp_path, configs, zookeeper):
+    """nginx1: the real nginx and a real agent (tests/integration/test_agent.py's harness)."""
+    from tests.integration.test_agent import _node
+
+    lab = _node(tmp_path, configs, zookeeper)
+    yield lab
+    lab.close()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[FIGURES] = []
 

@@ -80,13 +80,6 @@ def _publish_raw(configs: Path, zk: LocalZooKeeper, document: bytes, sign: bool 
         store.close()
 
 
-@pytest.fixture
-def node(tmp_path, configs, zookeeper):
-    lab = _node(tmp_path, configs, zookeeper)
-    yield lab
-    lab.close()
-
-
 def test_agent_applies_versions_and_nginx_serves_them(node, configs, zookeeper):
     _set_page(configs, "version one\n")
     _push(configs)

@@ -17,20 +17,13 @@ from stackha.cli.main import main
 from stackha.model.bundle import Bundle, ConfigVersion, serialise_version
 from testkit import skip_unless_ci
 from testkit.agentlab import NginxNode, fetch, node_status, wait_for
-from tests.integration.test_agent import _applied, _node, _publish_raw, _push, _set_page
+from tests.integration.test_agent import _applied, _publish_raw, _push, _set_page
 from tests.integration.test_push_config import _snapshot
 from tests.unit.test_grammar import INJECTED_URL
 
 pytestmark = pytest.mark.integration
 
 URL_LINE = 'url: "http://127.0.0.1/healthz"'
-
-
-@pytest.fixture
-def node(tmp_path, configs, zookeeper):
-    lab = _node(tmp_path, configs, zookeeper)
-    yield lab
-    lab.close()
 
 
 @pytest.fixture

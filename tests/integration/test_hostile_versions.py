@@ -18,20 +18,12 @@ from tests.integration.test_agent import (
     _applied,
     _document,
     _files_of,
-    _node,
     _publish_raw,
     _push,
     _set_page,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def node(tmp_path, configs, zookeeper):
-    lab = _node(tmp_path, configs, zookeeper)
-    yield lab
-    lab.close()
 
 
 def _status(configs: Path, zookeeper, number: int | None = None) -> dict:

@@ -17,16 +17,9 @@ from stackha.trust.signing import generate
 from testkit.agentlab import NginxNode, coordinator_store, fetch, node_status, wait_for
 from testkit.localzk import LocalZooKeeper
 from testkit.signing import harness_keys, make_keypair, sign_document
-from tests.integration.test_agent import _applied, _cluster, _node, _push, _set_page
+from tests.integration.test_agent import _applied, _cluster, _push, _set_page
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def node(tmp_path, configs, zookeeper):
-    lab = _node(tmp_path, configs, zookeeper)
-    yield lab
-    lab.close()
 
 
 def _bundle(configs: Path, page: str) -> Bundle:
