@@ -51,11 +51,17 @@ if ! docker info >/dev/null 2>&1; then
         exit 1
     fi
 fi
-# A dockerd started without it (by hand, or before this script knew): give docker's cgroup
-# the same realtime time directly.
-rt_group=/sys/fs/cgroup/cpu/docker/cpu.rt_runtime_us
-if [ -w "$rt_group" ] && [ "$(cat "$rt_group")" = 0 ]; then
-    echo 400000 | $SUDO tee "$rt_group" >/dev/null || true
+# dockerd makes its cgroup with the first container, so on a fresh machine `stackha up` found
+# none, gave the keepalived containers no realtime budget, and their VRRP ran SCHED_OTHER
+# (seen: a loaded drill's backup flapping to MASTER for tens of ms). Make it here; and for a
+# dockerd started without --cpu-rt-runtime (by hand, or before this script knew), give
+# docker's cgroup the same realtime time directly.
+if [ -e /sys/fs/cgroup/cpu/cpu.rt_runtime_us ]; then
+    [ -d /sys/fs/cgroup/cpu/docker ] || $SUDO mkdir /sys/fs/cgroup/cpu/docker || true
+    rt_group=/sys/fs/cgroup/cpu/docker/cpu.rt_runtime_us
+    if [ -w "$rt_group" ] && [ "$(cat "$rt_group")" = 0 ]; then
+        echo 400000 | $SUDO tee "$rt_group" >/dev/null || true
+    fi
 fi
 step "engine $(docker version --format '{{.Server.Version}}') running"
 

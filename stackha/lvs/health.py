@@ -1,5 +1,8 @@
-"""Realserver health as the director judges it: a probe per check, fall/rise counting, and
-the panic threshold that keeps a starved checker from emptying the pool (issue #16)."""
+"""Realserver health as the director judges it: the probes, and the panic threshold that
+keeps a starved checker from emptying the pool (issue #16). Fall and rise are counted by the
+agent's check scheduler (stackha.checks.scheduler): fall 2 by default, because with fall 1 a
+loaded 2-CPU director took realservers out on single late checks and emptied the pool (17.4 s
+of MySQL-VIP outage in one drill)."""
 
 from __future__ import annotations
 
@@ -10,45 +13,6 @@ from pathlib import Path
 from stackha.checks.probes import check_mysql, check_mysql_greeting, check_tcp
 from stackha.lvs.nftrender import Backend
 from stackha.model.spec import HealthCheck
-
-
-@dataclass
-class Verdict:
-    """Up/down with hysteresis: ``fall`` failures in a row to go down, ``rise`` passes to
-    come back. The first result decides at once, so a fresh director does not start empty.
-    fall 2 by default: with fall 1 a loaded 2-CPU director took realservers out on single
-    late checks and emptied the pool (issue #16, 17.4 s of MySQL-VIP outage in one drill)."""
-
-    fall: int = 2
-    rise: int = 2
-    up: bool | None = None
-    passes: int = 0
-    failures: int = 0
-    reason: str = "not checked yet"
-    checks: int = 0
-
-    def record(self, reason: str | None) -> bool:
-        """Count one probe result (None = healthy); True when up/down changed."""
-        before = self.up
-        self.checks += 1
-        if reason is None:
-            self.passes, self.failures = self.passes + 1, 0
-            self.reason = ""
-            if self.up is None or (not self.up and self.passes >= self.rise):
-                self.up = True
-        else:
-            self.failures, self.passes = self.failures + 1, 0
-            self.reason = reason
-            if self.up is None or (self.up and self.failures >= self.fall):
-                self.up = False
-        return self.up != before
-
-    def login_due(self, every: int) -> bool:
-        """Whether the next check is the full login: the first one, every ``every``-th, and
-        every check while the realserver is not cleanly up. The last makes a login failure
-        count like any other (a realserver that greets but refuses logins fails ``fall``
-        logins in a row and goes down) and lets only passing logins bring it back."""
-        return self.checks % every == 0 or self.up is not True or self.failures > 0
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 
 - A node listed as a realserver of a service gets that service's VIP on ``lo`` and the ARP
   sysctls; VIPs it no longer serves are removed (and the sysctls restored with the last one).
-- A director forwards its services with the nftables engine (this package's health-check
-  thread) or leaves them to keepalived's IPVS ``virtual_server`` blocks (``uses_ipvs``).
+- A director forwards its services with the nftables engine (realservers checked on the
+  agent's scheduler) or leaves them to keepalived's IPVS ``virtual_server`` blocks (``uses_ipvs``).
 - ``stop`` only stops the health checks: VIPs, sysctls and the forwarding table stay, so
   losing the agent does not take the service down.
 """
@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackha.checks.scheduler import CheckScheduler
 from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
 from stackha.lvs.engine import ipvs_available, realserver_services, services_by_engine
 from stackha.lvs.health import Probe
@@ -57,10 +58,12 @@ def director_plan(spec: StackSpec, node: str, settings: LvsSettings,
 
 
 class LvsNode:
-    def __init__(self, settings: LvsSettings):
+    """``checks``: the agent's check scheduler, which probes the director's realservers."""
+
+    def __init__(self, settings: LvsSettings, checks: CheckScheduler | None = None):
         self.settings = settings
         self.realserver = Realserver(settings.state_dir / REALSERVER_STATE, NetlinkLoopback())
-        self.director = NftDirector(settings.state_dir / DIRECTOR_STATE)
+        self.director = NftDirector(settings.state_dir / DIRECTOR_STATE, checks=checks)
         self._ipvs: bool | None = settings.ipvs
 
     @property

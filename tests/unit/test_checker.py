@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from stackha.agent.checker import Check, CheckScheduler, Verdict
+from stackha.checks.scheduler import Check, CheckScheduler, Verdict
 from stackha.keepalived.trackfile import TrackFiles
 
 
@@ -106,3 +106,83 @@ def test_track_names_stay_in_the_directory(tmp_path, name):
 def test_track_values_are_keepalived_integers(tmp_path, value):
     with pytest.raises(ValueError):
         TrackFiles(tmp_path).write("x.track", value)
+
+
+def test_a_hung_probe_delays_no_other_check(tmp_path):
+    """A MyCat that accepts and never greets holds its probe until the timeout: nginx dying
+    meanwhile must still fail its check (the old scheduler ran probes one after another)."""
+    release = threading.Event()
+    hung = threading.Event()
+    nginx_failed = threading.Event()
+
+    def mycat() -> str | None:
+        hung.set()
+        release.wait(10)
+        return "timed out"
+
+    changes = []
+
+    def changed(name: str, verdict: Verdict) -> None:
+        changes.append((name, verdict.healthy))
+        if name == "nginx":
+            nginx_failed.set()
+
+    scheduler = CheckScheduler(TrackFiles(tmp_path), on_change=changed)
+    scheduler.configure([Check("mycat", mycat, 0.02, 2, 2, "chk_mycat.track"),
+                         Check("nginx", lambda: "refused", 0.02, 2, 2, "chk_nginx.track")])
+    scheduler.start()
+    try:
+        assert hung.wait(5)
+        assert nginx_failed.wait(5), "the nginx check waited behind the hung MyCat probe"
+        assert not release.is_set() and changes == [("nginx", False)]
+        assert TrackFiles(tmp_path).read("chk_nginx.track") == 1
+    finally:
+        release.set()
+        scheduler.stop()
+
+
+def test_groups_are_configured_apart_with_their_own_callbacks(tmp_path):
+    node_changes, lvs_changes = [], []
+    scheduler = CheckScheduler(TrackFiles(tmp_path),
+                               on_change=lambda n, v: node_changes.append(n))
+    scheduler.configure([Check("nginx", Flaky(["x", "x"]), 0.1, 2, 2, "chk_nginx.track")])
+    scheduler.configure([Check("rs:mycat1", Flaky(["refused"]), 0.1, initial=None)],
+                        group="lvs", on_change=lambda n, v: lvs_changes.append((n, v)))
+    assert set(scheduler.verdicts()) == {"nginx"}
+    assert scheduler.verdicts("lvs") == {"rs:mycat1": Verdict(None, "not checked yet")}
+    scheduler.run_once("lvs")
+    # unknown until the first result, which decides at once
+    assert lvs_changes == [("rs:mycat1", Verdict(False, "refused"))] and not node_changes
+    scheduler.configure([], group="lvs")  # the director's plan went away
+    assert scheduler.verdicts("lvs") == {} and set(scheduler.verdicts()) == {"nginx"}
+    scheduler.run_once()
+    scheduler.run_once()
+    assert node_changes == ["nginx"]
+    with pytest.raises(ValueError, match="in group node"):
+        scheduler.configure([Check("nginx", Flaky([]), 0.1)], group="lvs")
+
+
+def test_without_track_files_checks_still_run(tmp_path):
+    changes = []
+    scheduler = CheckScheduler(None, on_change=lambda n, v: changes.append(v.healthy))
+    scheduler.configure([Check("x", Flaky(["a", "b"]), 0.1, 2, 2, "chk_x.track")])
+    scheduler.run_once()
+    scheduler.run_once()
+    assert changes == [False] and not list(tmp_path.iterdir())
+
+
+def test_a_reconfigured_check_is_not_probed_twice_as_often(tmp_path):
+    calls = []
+    scheduler = CheckScheduler(TrackFiles(tmp_path))
+    check = Check("nginx", lambda: calls.append(1), 0.05)
+    scheduler.configure([check])
+    scheduler.start()
+    try:
+        for _ in range(5):  # each configure puts an entry in the schedule
+            scheduler.configure([check])
+        threading.Event().wait(0.5)
+    finally:
+        scheduler.stop()
+    # one probe each 0.05 s at most (10 in 0.5 s, and 6 right after the configures); with
+    # stale entries kept each configure would add its own 10
+    assert len(calls) <= 20

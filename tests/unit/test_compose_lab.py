@@ -366,3 +366,21 @@ def test_keepalived_containers_get_a_realtime_budget_only_when_the_host_has_one(
     with_rt = {s["hostname"] for s in budget.values() if "cpu_rt_runtime" in s}
     assert with_rt == {"nginx1", "nginx2", "director1", "director2"}
     assert all(s["cpu_rt_period"] == 1_000_000 for s in budget.values() if "cpu_rt_runtime" in s)
+
+
+def test_keepalived_containers_get_a_realtime_budget_only_where_docker_has_one(tmp_path,
+                                                                               caplog):
+    from stackha.lab.compose.commands import CONTAINER_RT_US, container_rt_budget
+
+    root = tmp_path / "cpu.rt_runtime_us"
+    group = tmp_path / "docker" / "cpu.rt_runtime_us"
+    assert container_rt_budget(group, root) == 0  # cgroup v2 (no RT knob): none needed
+    assert "lab_no_realtime_budget" not in caplog.text
+    root.write_text("950000\n")
+    # RT group scheduling, and docker's cgroup not made yet (no container ever started):
+    # the VRRP would run SCHED_OTHER, and the operator is told
+    assert container_rt_budget(group, root) == 0
+    assert "event=lab_no_realtime_budget" in caplog.text
+    group.parent.mkdir()
+    group.write_text("400000\n")
+    assert container_rt_budget(group, root) == CONTAINER_RT_US

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from stackha.lab.drill.analysis import probe_figures
 from stackha.lab.drill.probes import (
     FRESH_ERROR,
     KEEPALIVE_ERROR,
@@ -97,6 +98,30 @@ def test_a_hanging_attempt_does_not_hold_up_the_next_ones():
     # 8 attempts hung at once, the ticks beyond that were skipped, none queued up behind
     assert sum(not s.ok for s in samples) == 8
     assert prober.skipped >= 3 and sum(s.ok for s in samples) >= 1
+
+
+def test_a_sample_carries_how_late_its_attempt_started():
+    # A starved client: its workers run 0.25 s after their tick was due (the clock each
+    # worker reads is that far ahead of the scheduler's).
+    def clock() -> float:
+        late = threading.current_thread().name.startswith("probe-starved")
+        return time.monotonic() + (0.25 if late else 0.0)
+
+    prober = Prober("starved", lambda: Outcome(True), time.monotonic(), interval=0.01,
+                    clock=clock).start()
+    time.sleep(0.1)
+    samples = prober.stop()
+    assert samples and all(0.24 <= s.lag < 1.0 for s in samples)
+    figures = probe_figures(samples)
+    assert figures.lag_max >= figures.lag_p99 >= 0.24
+    assert figures.to_dict()["client_lag_max_s"] >= 0.24
+
+
+def test_a_prompt_client_has_no_lag():
+    prober = Prober("prompt", lambda: Outcome(True), time.monotonic(), interval=0.01).start()
+    time.sleep(0.1)
+    samples = prober.stop()
+    assert samples and probe_figures(samples).lag_p99 < 0.24
 
 
 def test_an_exception_in_a_probe_is_a_failed_sample():

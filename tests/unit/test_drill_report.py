@@ -112,7 +112,7 @@ def test_json_document():
                       "probes": {}, "green_after_heal_s": None, "non_green_s": 0.0,
                       "served_rejected_config": None, "served_by_canary_only": False,
                       "findings": [], "events": {}, "targets": [],
-                      "cpu_load_processes": 0}
+                      "cpu_load_processes": 0, "client_priority": ""}
     assert data["run_targets"][0] == {"target": "every scenario green after its heal",
                                       "met": True, "detail": "1 scenario(s)"}
 
@@ -143,7 +143,8 @@ def quiet_run(name: str, before: str, after: str, load: int = 2,
     return ScenarioResult(name=name, title=name, figures={"web": probe_figures(web)},
                           green_after_heal=green, events={"inject": 0.0, "heal": 1.0},
                           timeline=Timeline({"web": web, "sql": sql}, (), {"inject": 0.0}),
-                          load=load, targets=(Target("0 failed probes", False, "3 failed"),))
+                          load=load, targets=(Target("0 failed probes", False, "3 failed"),),
+                          client_priority="SCHED_RR 10")
 
 
 def test_a_loaded_run_is_marked_and_held_to_its_targets():
@@ -151,6 +152,7 @@ def test_a_loaded_run_is_marked_and_held_to_its_targets():
                quiet_run("bad-config", "." * 100, "..x" + "." * 97, green=None)]
     text = render_table(results)
     assert text.startswith("LOADED RUN: 2 busy-loop process(es) at nice 0")
+    assert "the drill's clients ran at SCHED_RR 10" in text.splitlines()[0]
     targets = text.split("targets of the loaded run:\n", 1)[1].split("\n\n", 1)[0]
     assert "TARGET MISSED: every scenario green after its heal (not green: bad-config)" \
         in targets

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
-from stackha.lvs.health import Probe, Verdict, select
+from stackha.lvs.health import Probe, select
 from stackha.lvs.nftrender import Backend
 from stackha.lvs.node import LvsSettings, director_plan
 from stackha.lvs.status import LiveRule, as_json, nft_view, render_table
@@ -110,14 +110,6 @@ def forwarded(loaded: list[str]) -> set[str]:
 
 def state(tmp_path: Path) -> dict:
     return json.loads((tmp_path / "lvs-director.json").read_text())["services"][0]
-
-
-def test_verdict_defaults_to_two_failures_to_go_down():
-    verdict = Verdict()
-    assert (verdict.fall, verdict.rise) == (2, 2)
-    verdict.record(None)
-    assert not verdict.record("late") and verdict.up
-    assert verdict.record("late") and not verdict.up
 
 
 def test_one_late_check_per_realserver_never_shrinks_the_pool(tmp_path):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import threading
+import time
 from pathlib import Path
 
+from stackha.checks.scheduler import Verdict
 from stackha.keepalived.render import RenderOptions, render_keepalived
-from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
-from stackha.lvs.health import Verdict
+from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector, check_name
 from stackha.lvs.nftrender import Backend
 from stackha.lvs.status import nft_view, parse_live_table, parse_proc_ip_vs, render_table
 from stackha.model.spec import LvsService, parse_spec
@@ -18,14 +20,22 @@ from tests.conftest import EXAMPLE_CONFIGS
 MACS = {"10.0.0.31": "02:00:00:00:00:31", "10.0.0.32": "02:00:00:00:00:32"}
 
 
-def test_verdict_first_result_decides_then_fall_and_rise():
-    verdict = Verdict(fall=2, rise=2)
-    assert verdict.record(None) and verdict.up
-    assert not verdict.record("refused") and verdict.up  # one failure is not enough
-    assert verdict.record("refused") and not verdict.up
-    assert not verdict.record(None) and not verdict.up
-    assert verdict.record(None) and verdict.up
-    assert Verdict().record("refused")  # a fresh target that fails starts down
+def test_a_realservers_first_result_decides_then_fall_and_rise(tmp_path):
+    """On the agent's scheduler: unknown until the first result, then fall 2 / rise 2."""
+    down: set[str] = set()
+    director, _ = make_director(tmp_path, down)
+    director.tick()
+    name = check_name(director._plan.services[0].service, Backend("mycat2", "10.0.0.32"))
+    assert director.checks.verdict(name) == Verdict(True, "ok")
+    down.add("10.0.0.32")
+    director.tick()
+    assert director.checks.verdict(name).healthy  # one failure is not enough
+    director.tick()
+    assert not director.checks.verdict(name).healthy
+    fresh, _ = make_director(tmp_path / "fresh", {"10.0.0.32"})
+    assert fresh.checks.verdicts("lvs") == {}
+    fresh.tick()  # a fresh realserver that fails starts down
+    assert fresh.checks.verdict(name) == Verdict(False, "refused")
 
 
 def make_director(tmp_path: Path, down: set[str]):
@@ -139,3 +149,61 @@ def test_ipvs_engine_renders_dr_virtual_servers_with_the_chosen_check():
     assert "TCP_CHECK" in render_keepalived(tcp, "director1", ipvs=True)
     pinned = parse_spec(text.replace("engine: auto", "engine: nftables"))[0]
     assert "virtual_server" not in render_keepalived(pinned, "director1", ipvs=True)
+
+
+def test_a_blackholed_realserver_delays_no_other_verdict(tmp_path):
+    """mycat1 stops answering (its probe hangs to the timeout) and mycat2 goes down at the same
+    time: mycat2 leaves the table while mycat1's probe still hangs. The old director waited
+    for every probe of a round before judging any."""
+    hang = threading.Event()
+    release = threading.Event()
+    down: set[str] = set()
+    loaded: list[str] = []
+
+    def probe(address: str) -> str | None:
+        if address == "10.0.0.31" and hang.is_set():
+            release.wait(10)
+            return "timed out"
+        return "refused" if address in down else None
+
+    service = LvsService(ipaddress.IPv4Address("10.0.0.200"), 8066, ("mycat1", "mycat2"),
+                         check_interval=0.05, panic_threshold=0)
+    backends = (Backend("mycat1", "10.0.0.31"), Backend("mycat2", "10.0.0.32"))
+    director = NftDirector(tmp_path / "lvs-director.json", load=loaded.append,
+                           resolve=lambda address, _dev: MACS.get(address),
+                           own_mac=lambda _dev: "02:00:00:00:00:21")
+    director.configure(DirectorPlan("eth0", (DirectedService(service, backends, probe),)))
+    try:
+        wait_for(lambda: loaded and MACS["10.0.0.32"] in loaded[-1], "mycat2 forwarded")
+        hang.set()
+        down.add("10.0.0.32")
+        wait_for(lambda: MACS["10.0.0.32"] not in loaded[-1], "mycat2 taken out")
+        assert not release.is_set() and MACS["10.0.0.31"] in loaded[-1]
+    finally:
+        release.set()
+        director.stop()
+
+
+def test_a_fresh_director_loads_nothing_before_each_realserver_answered(tmp_path):
+    director, loaded = make_director(tmp_path, {"10.0.0.32"})
+    director._schedule_checks(director._plan)
+    director.render()  # no result yet: all unknown would read as panic, forwarding to all
+    assert loaded == []
+    director.tick()
+    assert len(loaded) == 1 and MACS["10.0.0.31"] in loaded[0] \
+        and MACS["10.0.0.32"] not in loaded[0]
+
+
+def test_the_lvs_node_checks_on_the_schedulers_it_is_given(tmp_path):
+    from stackha.checks.scheduler import CheckScheduler
+    from stackha.lvs.node import LvsNode, LvsSettings
+
+    shared = CheckScheduler(None)
+    assert LvsNode(LvsSettings(tmp_path), shared).director.checks is shared
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)

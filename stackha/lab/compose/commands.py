@@ -70,14 +70,24 @@ RT_GROUP = Path("/sys/fs/cgroup/cpu/docker/cpu.rt_runtime_us")
 CONTAINER_RT_US = 20_000
 
 
-def container_rt_budget() -> int:
+RT_ROOT = Path("/sys/fs/cgroup/cpu/cpu.rt_runtime_us")
+
+
+def container_rt_budget(group: Path = RT_GROUP, root: Path = RT_ROOT) -> int:
     """The realtime budget to give keepalived containers here: 0 unless docker's cgroup has
-    realtime time to hand out (cgroup v2 hosts have no such knob and need none)."""
+    realtime time to hand out (cgroup v2 hosts have no such knob and need none). Where RT
+    group scheduling exists and docker's cgroup has none, keepalived's VRRP runs SCHED_OTHER
+    in the lab and flaps on a busy host: said once, with the fix."""
     try:
-        available = int(RT_GROUP.read_text())
+        available = int(group.read_text())
     except (OSError, ValueError):
-        return 0
-    return CONTAINER_RT_US if available >= 8 * CONTAINER_RT_US else 0
+        available = 0
+    if available >= 8 * CONTAINER_RT_US:
+        return CONTAINER_RT_US
+    if root.exists():
+        log.warning("event=lab_no_realtime_budget cgroup=%s available_us=%d "
+                    "fix=%r", group.parent, available, "scripts/docker-setup.sh")
+    return 0
 
 
 def mycat_tarball(compose_dir: Path) -> str | None:

@@ -40,6 +40,9 @@ class ProbeFigures:
     marked: int = 0
     first_marked: float | None = None
     errors: Mapping[str, int] = field(default_factory=dict)
+    # How late attempts started after their tick (the prober's own delay): p99 and max.
+    lag_p99: float = 0.0
+    lag_max: float = 0.0
 
     @property
     def longest(self) -> float:
@@ -60,7 +63,8 @@ class ProbeFigures:
                 "outages": [o.to_dict() for o in self.outages], "marked": self.marked,
                 "first_marked_s": None if self.first_marked is None
                 else round(self.first_marked, 3),
-                "errors": dict(self.errors)}
+                "errors": dict(self.errors), "client_lag_p99_s": round(self.lag_p99, 3),
+                "client_lag_max_s": round(self.lag_max, 3)}
 
 
 def outages(samples: Sequence[Sample], end: float | None = None) -> list[Outage]:
@@ -98,10 +102,13 @@ def probe_figures(samples: Sequence[Sample], end: float | None = None) -> ProbeF
         if not sample.ok:
             kind = _error_kind(sample.error)
             errors[kind] = errors.get(kind, 0) + 1
+    lags = sorted(s.lag for s in samples)
     return ProbeFigures(sent=len(samples), failed=sum(not s.ok for s in samples),
                         outages=tuple(outages(samples, end)), marked=len(marked),
                         first_marked=min(marked, default=None),
-                        errors=dict(sorted(errors.items(), key=lambda kv: -kv[1])))
+                        errors=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+                        lag_p99=lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0,
+                        lag_max=lags[-1] if lags else 0.0)
 
 
 def failed_between(samples: Iterable[Sample], start: float, end: float | None = None,

@@ -16,6 +16,7 @@ from stackha.lab.compose.engine import docker_client
 from stackha.lab.compose.labtls import lab_tls_env
 from stackha.lab.compose.secrets import load_lab_credentials
 from stackha.lab.drill.lab import DrillLab, LabProblem
+from stackha.lab.drill.priority import raise_client_priority
 from stackha.lab.drill.report import render_json, render_table
 from stackha.lab.drill.runner import DrillRunner
 from stackha.lab.drill.scenarios import SCENARIOS, DrillOptions, by_name
@@ -35,6 +36,8 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
     except KeyError as exc:
         raise error(f"unknown scenario {exc.args[0]} (known: "
                     f"{', '.join(s.name for s in SCENARIOS)})") from exc
+    # First, before any thread starts: every thread of the drill inherits it.
+    client_priority = raise_client_priority()
     os.environ.update(load_lab_credentials(args.compose_dir.resolve() / PRIVATE_DIR))
     os.environ.update(lab_tls_env(args.compose_dir.resolve() / PRIVATE_DIR))
     spec = read_spec(args.configs)
@@ -57,13 +60,15 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
             raise error("--png-dir needs matplotlib: pip install 'stackha[drill]'") from exc
     options = DrillOptions(zk_outage=args.zk_outage, probe_timeout=args.probe_timeout,
                            max_hold=args.max_hold, green_timeout=args.green_timeout,
-                           zk_override=args.zk, load=getattr(args, "load", 0))
+                           zk_override=args.zk, load=getattr(args, "load", 0),
+                           client_priority=client_priority)
     reader = StatusReader(spec, args.zk)
     runner = DrillRunner(lab, reader.document, options)
     results = []
     if options.load:
         sys.stderr.write(f"stackha drill: loaded run: {options.load} busy-loop process(es) "
-                         f"through each scenario ({os.cpu_count()} CPUs)\n")
+                         f"through each scenario ({os.cpu_count()} CPUs), clients at "
+                         f"{client_priority}\n")
     try:
         for scenario in scenarios:
             sys.stderr.write(f"stackha drill: {scenario.name}: {scenario.title} ...\n")

@@ -40,13 +40,16 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Sample:
-    """One attempt: started ``t`` seconds after the drill's origin, took ``duration``."""
+    """One attempt: started ``t`` seconds after the drill's origin, took ``duration``.
+    ``lag``: how late it started after its tick was due, the client's own delay (a starved
+    prober), which a failure must not be blamed on the lab without looking at."""
 
     t: float
     duration: float
     ok: bool
     error: str = ""
     marked: bool = False
+    lag: float = 0.0
 
 
 Probe = Callable[[], Outcome]
@@ -306,7 +309,7 @@ class Prober:
                 else:
                     self.skipped += 1
             if room:
-                self._pool.submit(self._attempt)
+                self._pool.submit(self._attempt, due)
             due += self.interval
             delay = due - self.clock()
             if delay < -self.interval:  # fell behind (a slow machine): no burst to catch up
@@ -314,14 +317,15 @@ class Prober:
             elif delay > 0:
                 self._stop.wait(delay)
 
-    def _attempt(self) -> None:
+    def _attempt(self, due: float) -> None:
         started = self.clock()
         try:
             outcome = self.probe()
         except Exception as exc:  # a probe must never kill its worker: it is a failure
             outcome = Outcome(False, f"{exc.__class__.__name__}: {exc}")
         sample = Sample(t=started - self.origin, duration=self.clock() - started,
-                        ok=outcome.ok, error=outcome.error[:200], marked=outcome.marked)
+                        ok=outcome.ok, error=outcome.error[:200], marked=outcome.marked,
+                        lag=max(0.0, started - due))
         with self._lock:
             self._samples.append(sample)
             self._in_flight -= 1

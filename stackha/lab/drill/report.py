@@ -64,8 +64,10 @@ def render_table(results: Sequence[ScenarioResult], findings: bool = True) -> st
     lines = []
     load = max((r.load for r in results), default=0)
     if load:
+        clients = next((r.client_priority for r in results if r.client_priority), "")
         lines.append(f"LOADED RUN: {load} busy-loop process(es) at nice 0 kept the host's "
-                     "CPUs busy through every scenario")
+                     "CPUs busy through every scenario"
+                     + (f"; the drill's clients ran at {clients}" if clients else ""))
     for row in [HEADER, *rows]:
         cells = [row[0].ljust(widths[0])]
         if len(row) == len(HEADER):

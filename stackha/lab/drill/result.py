@@ -52,6 +52,7 @@ class ScenarioResult:
     targets: tuple[Target, ...] = ()
     # Busy-loop processes (nice 0) that kept the host's CPUs busy through the scenario.
     load: int = 0
+    client_priority: str = ""  # what the drill's probers ran at (priority.py)
 
     @property
     def ran(self) -> bool:
@@ -69,5 +70,6 @@ class ScenarioResult:
             "findings": list(self.findings),
             "targets": [t.to_dict() for t in self.targets],
             "cpu_load_processes": self.load,
+            "client_priority": self.client_priority,
             "events": {k: round(v, 3) for k, v in self.events.items()},
         }

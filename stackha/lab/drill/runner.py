@@ -24,6 +24,8 @@ from stackha.lab.drill.statuswatch import StatusWatch
 log = logging.getLogger(__name__)
 
 BEFORE_TIMEOUT = 120.0
+# Ten probe intervals: a prober this late no longer samples every 10 ms.
+CLIENT_LAG_NOTED = 0.1
 
 
 class DrillRunner:
@@ -100,6 +102,10 @@ class DrillRunner:
             ctx.note(f"host load average (1 min): {load:.1f} at the fault, "
                      f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
         for name, taken in samples.items():
+            late = probe_figures(taken, end)
+            if late.lag_max >= CLIENT_LAG_NOTED:
+                ctx.note(f"{name}: the prober itself started attempts up to {late.lag_max:.2f} s "
+                         f"late (p99 {late.lag_p99:.3f} s): the client was starved too")
             before = [s for s in taken if s.t < ctx.events["inject"]]
             failed = sum(not s.ok for s in before)
             if failed:
@@ -115,7 +121,8 @@ class DrillRunner:
             canary_only=ctx.canary_only,
             findings=tuple(ctx.findings), events=dict(ctx.events),
             timeline=Timeline(samples, tuple(series), dict(ctx.events)),
-            targets=tuple(ctx.targets), load=self.options.load)
+            targets=tuple(ctx.targets), load=self.options.load,
+            client_priority=self.options.client_priority)
         log.info("event=scenario_done scenario=%s", scenario.name)
         return result
 

@@ -39,6 +39,8 @@ class DrillOptions:
     zk_override: str | None = None
     # Busy-loop processes kept running through each scenario (`--load N`; 0: none).
     load: int = 0
+    # What the drill's clients ran at (see priority.py); shown with the report.
+    client_priority: str = "normal priority"
 
 
 @dataclass
