@@ -81,8 +81,16 @@ def run(options: BenchOptions) -> list[Table]:
         if started_here:
             _stackha("down", "--volumes", timeout=600)
     load = doc.get("options", {}).get("load")
+    clients = doc.get("options", {}).get("client_priority") or "normal priority"
+    lags = [p.get("client_lag_max_s") or 0.0 for s in doc.get("scenarios", []) if s.get("ran")
+            for p in s.get("probes", {}).values()]
     notes = [f"`stackha drill --load --json`: {load} busy loops at nice 0 (one per CPU) "
-             "through every scenario, on top of the lab itself."]
+             "through every scenario, on top of the lab itself.",
+             f"The drill's clients (the probes of both VIPs) ran at {clients}, as the failover "
+             "bench's probe: on a real site they are other machines, and at normal priority "
+             "a starved prober's late attempts queued for its pooled MySQL connections and "
+             "failed as 'pool: no connection free' (stackha/lab/drill/priority.py). Its "
+             f"attempts started at most {max(lags, default=0.0):.2f} s late in this run."]
     notes += [f"target {'met' if t['met'] else 'MISSED'}: {t['target']} ({t['detail']})"
               for t in doc.get("run_targets", [])]
     return [Table("Drill on a busy host (every CPU kept busy)",
