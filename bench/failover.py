@@ -336,6 +336,12 @@ def _preflight() -> None:
     for tool in ("keepalived", "nginx", "ip", "java", "chrt"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not found")
+    lab_identities()
+
+
+def lab_identities() -> None:
+    """The VRRP labs' credentials and agent registry in the environment (their spec reads
+    the former, push-config the latter); the idle section needs them too."""
     for key, value in CREDENTIALS.items():
         os.environ.setdefault(key, value)
     if "STACKHA_AGENT_REGISTRY" not in os.environ:  # the labs' agents have testkit's

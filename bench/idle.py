@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.failover import CREDENTIALS
+from bench.failover import lab_identities
 from bench.lab import Lab, cpu_seconds, free_port, log, vm_rss_mib
 from bench.report import BenchOptions, Table
 from testkit.netlab import keepalived_pids, wait_until
@@ -49,7 +49,7 @@ def _sample(pids: dict[str, list[int]], seconds: float) -> dict[str, tuple[float
 
 
 def _nginx_role(seconds: float) -> list[tuple[object, ...]]:
-    os.environ.update(CREDENTIALS)  # the lab's spec reads them from the environment
+    lab_identities()  # run alone, idle comes before failover, which set them
     root = Path(tempfile.mkdtemp(prefix="stackha-bench-idle-"))
     lab = VrrpLab(root / "lab", heartbeat=HEARTBEAT)
     try:

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackha import __version__
 from stackha.agent import metrics
 from stackha.agent.drain import open_connections, served_ports
-from stackha.agent.endpoints import NodeView
 from stackha.agent.filesync import (
     ApplyResult,
     CommandReload,
@@ -89,6 +88,9 @@ from stackha.model.spec import HealthCheck, MycatSpec, StackSpec, parse_spec
 from stackha.model.status import NodeStatus
 from stackha.store.base import ConnectionState, StoreError, VersionUnreadable
 from stackha.trust.signing import SPEC_PART, TrustedKeys, verify_part, verify_parts
+
+if TYPE_CHECKING:
+    from stackha.agent.endpoints import NodeView
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +437,10 @@ class Agent:
     def node_view(self) -> NodeView:
         """For the HTTP endpoints (their own threads): the last status with the VRRP states
         keepalived delivered since, read without waiting on the event loop."""
+        # Imported here: http.server (7 MiB resident with what it pulls in) is loaded only by
+        # an agent that serves its endpoints (--metrics-port).
+        from stackha.agent.endpoints import NodeView
+
         status = self.status
         live = dict(self._live_vrrp)
         if live:
