@@ -77,7 +77,7 @@ def container_rt_budget(group: Path = RT_GROUP, root: Path = RT_ROOT) -> int:
     """The realtime budget to give keepalived containers here: 0 unless docker's cgroup has
     realtime time to hand out (cgroup v2 hosts have no such knob and need none). Where RT
     group scheduling exists and docker's cgroup has none, keepalived's VRRP runs SCHED_OTHER
-    in the lab and flaps on a busy host: said once, with the fix."""
+    in the lab and flaps on a busy host: the warning names the fix."""
     try:
         available = int(group.read_text())
     except (OSError, ValueError):

@@ -101,8 +101,9 @@ class DrillRunner:
         if load is not None:
             ctx.note(f"host load average (1 min): {load:.1f} at the fault, "
                      f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+        figures = {name: probe_figures(taken, end) for name, taken in samples.items()}
         for name, taken in samples.items():
-            late = probe_figures(taken, end)
+            late = figures[name]
             if late.lag_max >= CLIENT_LAG_NOTED:
                 ctx.note(f"{name}: the prober itself started attempts up to {late.lag_max:.2f} s "
                          f"late (p99 {late.lag_p99:.3f} s): the client was starved too")
@@ -113,7 +114,7 @@ class DrillRunner:
                          "(baseline: not caused by it)")
         result = ScenarioResult(
             name=scenario.name, title=scenario.title,
-            figures={name: probe_figures(s, end) for name, s in samples.items()},
+            figures=figures,
             green_after_heal=time_to_green(series, ctx.events["heal"])
             if "green" in ctx.events else None,
             non_green=non_green_seconds(series, end),
