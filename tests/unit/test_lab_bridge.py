@@ -42,12 +42,16 @@ def test_status_says_the_lab_is_down_instead_of_connecting(tmp_path: Path, capsy
     assert "the lab is down: its bridge stackha0 does not exist" in capsys.readouterr().err
 
 
-def test_vrrp_multicast_inside_the_internal_bridge_gets_one_accept_rule():
+def test_vrrp_multicast_inside_the_internal_bridge_gets_one_accept_rule(monkeypatch):
     # docker's internal-network rule drops bridged frames for 224.0.0.18 (VRRP): the lab
     # inserts one DOCKER-USER rule for frames entering and leaving its own bridge, once.
     import subprocess
 
+    from stackha.lab.compose import hostnet
     from stackha.lab.compose.hostnet import allow_bridge_local, bridge_local_rule
+
+    # A unit test: the fake below is the firewall, so the host needs no iptables binary.
+    monkeypatch.setattr(hostnet, "_iptables", lambda: "iptables")
 
     assert bridge_local_rule("stackha0") == ["-i", "stackha0", "-o", "stackha0", "-j", "ACCEPT"]
     rules: list[list[str]] = []

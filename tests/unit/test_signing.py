@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from stackha.model.bundle import (
     Bundle,
@@ -123,7 +122,8 @@ def test_canonical_bytes_bind_everything_and_do_not_depend_on_order():
 
 
 def test_key_id_is_the_start_of_the_raw_public_keys_sha256(key):
-    raw = key.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = bytes(key.public)
+    assert len(raw) == 32
     assert key_id(key.public) == hashlib.sha256(raw).hexdigest()[:16]
     assert len(key.key_id) == 16
 

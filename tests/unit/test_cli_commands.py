@@ -1,0 +1,65 @@
+"""The CLI imports only the command's own group (stackha.cli.main.COMMANDS), and what the
+long-running agent holds: none of the coordinator's, the lab's, the drill's or the
+cryptography package's code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stackha.cli.main import COMMANDS, GROUPS, build_parser, groups_for
+
+
+def _registered(group: str) -> set[str]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    importlib.import_module(f"stackha.cli.{group}").register(sub)
+    return set(sub.choices)
+
+
+def test_the_command_table_names_every_command_of_every_group_and_nothing_else():
+    found = {command: group for group in GROUPS for command in _registered(group)}
+    assert found == COMMANDS
+
+
+@pytest.mark.parametrize(("argv", "groups"), [
+    (["agent", "--node", "n1"], ("agent",)),
+    (["-v", "push-config", "-m", "x"], ("config",)),
+    (["--help"], GROUPS),
+    ([], GROUPS),
+    (["no-such-command"], GROUPS),
+])
+def test_a_command_registers_its_group_and_help_or_a_typo_registers_all(argv, groups):
+    assert groups_for(argv) == groups
+
+
+def test_help_still_lists_every_command():
+    text = build_parser().format_help()
+    assert all(command in text for command in COMMANDS)
+
+
+# What the agent must never hold: each is MiB of resident memory it does not use (bench idle).
+NOT_IN_THE_AGENT = ("cryptography", "bcrypt", "docker", "matplotlib", "mysql_mimic",
+                    "prometheus_client", "pymysql", "http.server", "stackha.coordinator",
+                    "stackha.lab", "stackha.cli.config", "stackha.cli.drill",
+                    "stackha.cli.lab", "stackha.cli.status")
+
+
+def test_the_agent_command_imports_none_of_what_it_does_not_run():
+    # The agent's own entry path (cli.main with `agent`), stopped just before it would run.
+    probe = ("import json, sys\n"
+             "from stackha.cli import main\n"
+             "main.build_parser(main.groups_for(['agent', '--node', 'n1']))\n"
+             "import stackha.cli.agent\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
+                                           capture_output=True, text=True).stdout))
+    assert "stackha.agent.core" in loaded  # the probe did load the agent
+    held = sorted(name for name in loaded
+                  if any(name == bad or name.startswith(bad + ".") for bad in NOT_IN_THE_AGENT))
+    assert held == []
