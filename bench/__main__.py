@@ -7,6 +7,7 @@ reported as failed and the others still run.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib
 import json
 import platform
@@ -22,6 +23,7 @@ SECTIONS = {
     "reload": "bench.reload_load",        # issue 8: 20 pushes under steady HTTP load
     "failover": "bench.failover",         # issue 4: outage, stackha vs classic timers, flaps
     "idle": "bench.idle",                 # issue 16: idle CPU and RSS per role
+    "lab-idle": "bench.lab_idle",         # issue 16: the same in the compose lab, as deployed
     "drill": "bench.drill",               # issue 16: the drill with every CPU kept busy
 }
 HERE = Path(__file__).resolve().parent
@@ -39,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load = args.load_seconds if args.load_seconds is not None else (60.0 if args.quick else 600.0)
     options = BenchOptions(quick=args.quick, load_seconds=load)
+    # The agents run from bytecode, as an installed stackha does (pip compiles at install).
+    # Run from this source tree under PYTHONDONTWRITEBYTECODE, each agent would compile its
+    # modules at every start instead: 2 MiB more resident and a slower start (measured).
+    compileall.compile_dir(str(HERE.parent / "stackha"), quiet=1)
     tables: list[Table] = []
     failed: list[str] = []
     for name in [s.strip() for s in args.only.split(",") if s.strip()]:

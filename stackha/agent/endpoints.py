@@ -107,10 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path.rstrip("/") or "/"
         if path == "/metrics":
-            # Loaded by serve() (metrics.enable): the agent without a port never imports it.
-            from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-
-            self._send(HTTPStatus.OK, generate_latest(REGISTRY), head, CONTENT_TYPE_LATEST)
+            self._send(HTTPStatus.OK, metrics.render(), head, metrics.CONTENT_TYPE)
             return
         view = self.server.view()
         if path == "/health":
@@ -179,7 +176,6 @@ class EndpointServer(ThreadingHTTPServer):
 def serve(address: str, port: int, view: Callable[[], NodeView]) -> EndpointServer:
     """Listen on ``address:port`` in a daemon thread; returns the server (``.server_address``
     has the port when 0 was asked)."""
-    metrics.enable()
     server = EndpointServer((address, port), view)
     threading.Thread(target=server.serve_forever, name="endpoints", daemon=True).start()
     log.info("event=endpoints_listening address=%s port=%d", address, server.server_address[1])

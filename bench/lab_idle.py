@@ -1,0 +1,110 @@
+"""Issue 16: what the compose lab's agents cost at idle, per role, as deployed: installed
+from the wheelhouse into each container (bytecode compiled at install), with their HTTP
+endpoints on, checking real nginx and the real MyCat. Beside them, what the lab itself runs
+on a node: keepalived, nginx, MyCat (the release's JVM, or the stand-in).
+
+Read from the host: ``docker top`` gives each container's processes as host PIDs, and
+/proc/PID gives CPU (utime + stime, children reaped included for keepalived's and nginx's
+families) and VmRSS. The lab is used as it is when it is up; otherwise `stackha up` starts it
+and it is taken down again afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+
+from bench.drill import _lab_up, _stackha
+from bench.lab import log, vm_rss_mib
+from bench.report import BenchOptions, Table
+
+NODE_LABEL = "stackha.node"  # on each node container (stackha/lab/compose/render.py)
+
+
+def kind_of(args: str) -> str | None:
+    """Pure: which of the node's programs a command line is (None: not one we report)."""
+    if " agent " in f"{args} " and "stackha" in args:
+        return "agent"
+    if args.startswith("keepalived") or "/keepalived " in f"{args} ":
+        return "keepalived"
+    if args.startswith("nginx:") or args.split(" ", 1)[0].endswith("nginx"):
+        return "nginx"
+    if "io.mycat.MycatStartup" in args:
+        return "MyCat (release JVM)"
+    if "stackha.lab.standin" in args or "mycat-standin" in args:
+        return "MyCat stand-in"
+    return None
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    own = int(fields[11]) + int(fields[12])
+    reaped = int(fields[13]) + int(fields[14])
+    return (own + reaped) / os.sysconf("SC_CLK_TCK")
+
+
+def _programs() -> tuple[dict[tuple[str, str], list[int]], dict[str, str]]:
+    """(node, program) -> host PIDs, and node -> its roles, from the lab's node containers."""
+    import docker
+
+    client = docker.from_env()
+    found: dict[tuple[str, str], list[int]] = defaultdict(list)
+    roles: dict[str, str] = {}
+    for container in client.containers.list(filters={"label": NODE_LABEL}):
+        node = container.labels[NODE_LABEL]
+        roles[node] = container.labels.get("stackha.roles", "")
+        top = client.api.top(container.id, ps_args="-eo pid,args")
+        for pid, args in ((int(row[0]), row[1]) for row in top["Processes"]):
+            kind = kind_of(args)
+            if kind is not None:
+                found[(node, kind)].append(pid)
+    return found, roles
+
+
+def run(options: BenchOptions) -> list[Table]:
+    seconds = 10.0 if options.quick else 30.0
+    started_here = not _lab_up()
+    if started_here:
+        log("lab-idle: the lab is not up; stackha up")
+        done = _stackha("up", timeout=1800)
+        if done.returncode != 0:
+            raise RuntimeError(f"stackha up failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    try:
+        time.sleep(5.0)
+        programs, roles = _programs()
+        log(f"lab-idle: sampling {len(programs)} processes groups for {seconds:.0f} s")
+        before = {key: sum(_cpu(p) for p in pids) for key, pids in programs.items()}
+        started = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - started
+        figures = {key: (100.0 * (sum(_cpu(p) for p in pids) - before[key]) / elapsed,
+                         # the agent and the JVM: one process; the others: their family
+                         sum(vm_rss_mib(p) for p in pids))
+                   for key, pids in programs.items()}
+    finally:
+        if started_here:
+            _stackha("down", "--volumes", timeout=600)
+    by_role: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
+    for (node, kind), (cpu, rss) in figures.items():
+        by_role[(roles.get(node, "?"), kind)].append((node, cpu, rss))
+    rows = []
+    for (role, kind), found in sorted(by_role.items(), key=lambda i: (i[0][0], i[0][1] != "agent",
+                                                                       i[0][1])):
+        rows.append((role, kind, ", ".join(sorted(n for n, _, _ in found)),
+                     round(mean(c for _, c, _ in found), 2), round(max(c for _, c, _ in found), 2),
+                     round(mean(r for _, _, r in found), 1), round(max(r for _, _, r in found), 1)))
+    return [Table(
+        "Idle cost in the compose lab, per role (issue 16)",
+        ("roles", "process", "nodes", "CPU % of a core (mean)", "CPU % (max)",
+         "VmRSS MiB (mean)", "VmRSS MiB (max)"),
+        tuple(rows),
+        (f"Over {seconds:.0f} s with the lab idle: agents beat every second, with their HTTP "
+         "endpoints on, and check nginx and MyCat as the lab's spec says. keepalived and "
+         "nginx: the sum of their processes (and of the children they reaped).",
+         f"1-min load average at the end: {os.getloadavg()[0]:.1f}."))]
