@@ -26,8 +26,9 @@ NODE_LABEL = "stackha.node"  # on each node container (stackha/lab/compose/rende
 
 def kind_of(args: str) -> str | None:
     """Pure: which of the node's programs a command line is (None: not one we report)."""
-    if " agent " in f"{args} " and "stackha" in args:
-        return "agent"
+    program = args.split(" ", 1)[0].rsplit("/", 1)[-1]
+    if " agent " in f"{args} " and (program.startswith("python") or program == "stackha"):
+        return "agent"  # not tini or the entrypoint's shell, whose arguments name it too
     if args.startswith("keepalived") or "/keepalived " in f"{args} ":
         return "keepalived"
     if args.startswith("nginx:") or args.split(" ", 1)[0].endswith("nginx"):

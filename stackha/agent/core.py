@@ -260,7 +260,7 @@ class Agent:
                         device.remove(str(vip.ip), vip.network.prefixlen)
                         log.warning("event=stale_vip_withdrawn group=%s vip=%s why=%s",
                                     group.name, vip.ip, why)
-            except Exception as exc:  # pyroute2's NetlinkError is no OSError
+            except Exception as exc:  # `ip` failing, or its JSON not what we expect
                 log.error("event=stale_vip_withdraw_failed group=%s reason=%s", group.name, exc)
 
     # setup --------------------------------------------------------------------------------
@@ -958,7 +958,7 @@ class Agent:
         for group in spec.groups_of(self.settings.node):
             try:
                 present = set(NetlinkLoopback(vrrp.interface or group.interface).list())
-            except Exception as exc:  # pyroute2's NetlinkError is no OSError
+            except Exception as exc:  # `ip` failing, or its JSON not what we expect
                 log.warning("event=adopted_state_unknown group=%s reason=%s", group.name, exc)
                 continue
             held = all((str(v.ip), v.network.prefixlen) in present for v in group.vips)

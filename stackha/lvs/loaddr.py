@@ -29,7 +29,7 @@ def _ip(*args: str) -> str:
     return done.stdout
 
 
-def _json(*args: str) -> list[dict[str, Any]]:
+def ip_json(*args: str) -> list[dict[str, Any]]:
     text = _ip("-j", *args).strip()
     found = json.loads(text) if text else []
     return found if isinstance(found, list) else []
@@ -42,7 +42,7 @@ class NetlinkLoopback:
         self.device = device
 
     def list(self) -> list[tuple[str, int]]:
-        links = _json("-4", "addr", "show", "dev", self.device)
+        links = ip_json("-4", "addr", "show", "dev", self.device)
         return [(str(a["local"]), int(a["prefixlen"])) for link in links
                 for a in link.get("addr_info", []) if a.get("family") == "inet"]
 
@@ -56,7 +56,7 @@ class NetlinkLoopback:
 def route_interface(address: str) -> str | None:
     """The interface the kernel would send to ``address`` through, or None."""
     try:
-        routes = _json("route", "get", address)
+        routes = ip_json("route", "get", address)
     except (OSError, ValueError):  # "no route" and friends
         return None
     for route in routes:

@@ -1,26 +1,44 @@
-"""A realserver's MAC as the director sees it: the neighbour table, after an ARP probe."""
+"""A realserver's MAC as the director sees it: the neighbour table, after an ARP probe.
+
+The table through iproute2's `ip -j neigh` and the director's own MAC from sysfs, as
+stackha.lvs.loaddr does for addresses: pyroute2 here cost a director's agent 12 MiB resident
+(51.9 MiB VmRSS in the lab against 30 for the target, measured 2026-12-02), for lookups made
+once per realserver and plan.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
-# NUD states whose link-layer address can be used (not INCOMPLETE 0x01 or FAILED 0x20).
-_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80
+from stackha.lvs.loaddr import ip_json
+
+# States whose link-layer address can be used: not INCOMPLETE, FAILED or NONE.
+UNUSABLE = frozenset({"INCOMPLETE", "FAILED", "NONE"})
 _MAC = re.compile(r"\b([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})\b")
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+def usable_mac(entries: Iterable[Mapping[str, Any]], address: str) -> str | None:
+    """Pure: the MAC `ip -j neigh` gives for ``address``, when its state lets it be used."""
+    for entry in entries:
+        states = entry.get("state")
+        states = set(states) if isinstance(states, list) else set()
+        mac = entry.get("lladdr")
+        if entry.get("dst") == address and isinstance(mac, str) and _MAC.fullmatch(mac) \
+                and not states & UNUSABLE:
+            return mac.lower()
+    return None
 
 
 def neighbour_mac(address: str, device: str) -> str | None:
-    from pyroute2 import IPRoute  # about 12 MiB resident: only when used
-
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=device)
-        if not found:
-            return None
-        for entry in ipr.neigh("dump", ifindex=found[0]):
-            if entry.get("dst") == address and entry["state"] & _USABLE and entry.get("lladdr"):
-                return str(entry.get("lladdr")).lower()
-    return None
+    try:
+        return usable_mac(ip_json("neigh", "show", "to", address, "dev", device), address)
+    except (OSError, ValueError):
+        return None  # no such device, or no answer: the ARP probe decides
 
 
 def parse_arping(output: str) -> str | None:
@@ -43,13 +61,11 @@ def resolve_mac(address: str, device: str, timeout: float = 1.0) -> str | None:
     return neighbour_mac(address, device) or arp_probe(address, device, timeout)
 
 
-def interface_mac(device: str) -> str | None:
-    from pyroute2 import IPRoute  # about 12 MiB resident: only when used
-
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=device)
-        if not found:
-            return None
-        links = ipr.link("get", index=found[0])
-        address = links[0].get("address") if links else None
-        return str(address).lower() if address else None
+def interface_mac(device: str, root: Path = SYS_CLASS_NET) -> str | None:
+    if "/" in device or device in ("", ".", ".."):
+        return None
+    try:
+        mac = (root / device / "address").read_text().strip().lower()
+    except OSError:
+        return None
+    return mac if _MAC.fullmatch(mac) else None

@@ -81,6 +81,7 @@ class ManagerClient:
             host=self.host, port=self.port, user=self.user, password=self.password,
             connect_timeout=self.timeout, read_timeout=self.timeout,
             write_timeout=self.timeout, autocommit=None, init_command=None,
+            ssl_disabled=True,  # MyCat 1.6 has no TLS (tests/unit/test_mysql_logins_no_tls.py)
         )
 
     def _run(self, command: str) -> list[dict[str, Any]]:

@@ -94,6 +94,13 @@ def test_the_lab_idle_section_tells_a_nodes_programs_apart():
 
     assert kind_of("/opt/stackha/bin/python /opt/stackha/bin/stackha agent --config /e/a.yaml") \
         == "agent"
+    assert kind_of("/opt/stackha/bin/python3 /opt/stackha/bin/stackha agent --config /a.yaml") \
+        == "agent"
+    # The container's init and entrypoint name the agent in their arguments: not the agent.
+    assert kind_of("tini -- stackha-lab-entrypoint /opt/stackha/bin/stackha agent --config /a") \
+        is None
+    assert kind_of("/bin/bash /usr/local/bin/stackha-lab-entrypoint /opt/stackha/bin/stackha "
+                   "agent --config /a") is None
     assert kind_of("keepalived --dont-fork -f /run/k.conf") == "keepalived"
     assert kind_of("/usr/sbin/keepalived -n") == "keepalived"
     assert kind_of("nginx: worker process") == "nginx"

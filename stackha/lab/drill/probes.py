@@ -212,7 +212,8 @@ class MysqlProbe(_PooledProbe):
         return pymysql.connect(
             host=self.host, port=self.port, user=self.user, password=self.password,
             database=self.database, connect_timeout=self.timeout,
-            read_timeout=self.timeout, write_timeout=self.timeout, autocommit=True)
+            read_timeout=self.timeout, write_timeout=self.timeout, autocommit=True,
+            ssl_disabled=True)  # MyCat has no TLS; a context per login is 36 ms of CPU
 
     def _attempt(self) -> Outcome:
         import pymysql

@@ -1,0 +1,55 @@
+"""A realserver's MAC from the neighbour table (`ip -j neigh`) and the director's own MAC
+from sysfs (stackha.lvs.neighbours): what the kernel says, and what it must not be taken as."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from stackha.lvs.neighbours import interface_mac, neighbour_mac, usable_mac
+
+TABLE = [
+    {"dst": "10.0.0.5", "dev": "eth0", "lladdr": "02:42:0A:00:00:05", "state": ["STALE"]},
+    {"dst": "10.0.0.6", "dev": "eth0", "state": ["FAILED"]},
+    {"dst": "10.0.0.7", "dev": "eth0", "lladdr": "02:42:0a:00:00:07", "state": ["INCOMPLETE"]},
+    {"dst": "10.0.0.8", "dev": "eth0", "lladdr": "02:42:0a:00:00:08",
+     "state": ["PERMANENT"]},
+    {"dst": "10.0.0.9", "dev": "eth0", "lladdr": "not a mac", "state": ["REACHABLE"]},
+    {"dst": "10.0.0.10", "lladdr": "02:42:0a:00:00:0a", "state": "REACHABLE"},
+]
+
+
+@pytest.mark.parametrize(("address", "mac"), [
+    ("10.0.0.5", "02:42:0a:00:00:05"),   # stale is usable: the kernel re-probes it
+    ("10.0.0.6", None),                  # failed: no address
+    ("10.0.0.7", None),                  # incomplete: the address is not confirmed
+    ("10.0.0.8", "02:42:0a:00:00:08"),
+    ("10.0.0.9", None),                  # garbage in lladdr is not a MAC
+    ("10.0.0.10", "02:42:0a:00:00:0a"),  # a state that is no list: no unusable state named
+    ("10.0.0.99", None),
+])
+def test_the_neighbour_tables_usable_entries_only(address, mac):
+    assert usable_mac(TABLE, address) == mac
+
+
+def test_the_own_mac_comes_from_sysfs_and_a_hostile_device_name_reads_nothing(tmp_path):
+    (tmp_path / "eth0").mkdir()
+    (tmp_path / "eth0" / "address").write_text("02:42:0A:4D:00:15\n")
+    (tmp_path / "bad0").mkdir()
+    (tmp_path / "bad0" / "address").write_text("garbage\n")
+    (tmp_path / "address").write_text("02:00:00:00:00:01\n")
+    assert interface_mac("eth0", tmp_path) == "02:42:0a:4d:00:15"
+    assert interface_mac("bad0", tmp_path) is None
+    assert interface_mac("missing", tmp_path) is None
+    for hostile in ("", ".", "..", "../etc", "eth0/../.."):
+        assert interface_mac(hostile, tmp_path) is None
+
+
+def test_loopback_has_its_mac_and_an_unknown_device_no_neighbours():
+    assert interface_mac("lo") == "00:00:00:00:00:00"
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2")
+    assert subprocess.run(["ip", "-j", "neigh"], capture_output=True).returncode == 0
+    assert neighbour_mac("127.0.0.1", "no-such-dev0") is None
