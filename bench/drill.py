@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.lab import ROOT, log
@@ -34,6 +36,23 @@ def _lab_up() -> bool:
     doc = json.loads(done.stdout)
     return doc.get("current_version") is not None and all(
         n.get("reporting") for n in doc.get("nodes", []))
+
+
+@contextmanager
+def compose_lab(section: str) -> Iterator[None]:
+    """The lab as it is when it is up; otherwise `stackha up` for the section, and down
+    again (volumes too) after it."""
+    started_here = not _lab_up()
+    if started_here:
+        log(f"{section}: the lab is not up; stackha up")
+        done = _stackha("up", timeout=1800)
+        if done.returncode != 0:
+            raise RuntimeError(f"stackha up failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    try:
+        yield
+    finally:
+        if started_here:
+            _stackha("down", "--volumes", timeout=600)
 
 
 def _figures(probe: dict[str, Any] | None) -> tuple[str, str]:
@@ -62,13 +81,7 @@ def rows_of(doc: dict[str, Any]) -> list[tuple[object, ...]]:
 
 
 def run(options: BenchOptions) -> list[Table]:
-    started_here = not _lab_up()
-    if started_here:
-        log("drill: the lab is not up; stackha up")
-        done = _stackha("up", timeout=1800)
-        if done.returncode != 0:
-            raise RuntimeError(f"stackha up failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-    try:
+    with compose_lab("drill"):
         args = ["drill", "--load", "--json"]
         for name in QUICK if options.quick else ():
             args += ["--scenario", name]
@@ -77,9 +90,6 @@ def run(options: BenchOptions) -> list[Table]:
         if not done.stdout.strip():
             raise RuntimeError(f"stackha drill printed nothing: {done.stderr[-2000:]}")
         doc = json.loads(done.stdout)
-    finally:
-        if started_here:
-            _stackha("down", "--volumes", timeout=600)
     load = doc.get("options", {}).get("load")
     clients = doc.get("options", {}).get("client_priority") or "normal priority"
     lags = [p.get("client_lag_max_s") or 0.0 for s in doc.get("scenarios", []) if s.get("ran")

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
-from bench.drill import _lab_up, _stackha
+from bench.drill import compose_lab
 from bench.lab import log, vm_rss_mib
 from bench.report import BenchOptions, Table
 
@@ -68,44 +68,54 @@ def _programs() -> tuple[dict[tuple[str, str], list[int]], dict[str, str]]:
     return found, roles
 
 
+def _pss_mib(pid: int) -> float:
+    """Proportional set size: shared pages (the interpreter, libcrypto: the same files in
+    every container of the image) counted once across the processes that map them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def measure(seconds: float) -> list[tuple[object, ...]]:
+    """One row per (role, program): CPU and memory over ``seconds``, mean and max over the
+    role's nodes."""
+    programs, roles = _programs()
+    log(f"lab-idle: sampling {len(programs)} process groups for {seconds:.0f} s")
+    before = {key: sum(_cpu(p) for p in pids) for key, pids in programs.items()}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    by_role: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for (node, kind), pids in programs.items():
+        cpu = 100.0 * (sum(_cpu(p) for p in pids) - before[(node, kind)]) / elapsed
+        # the agent and the JVM: one process; keepalived and nginx: their family
+        by_role[(roles.get(node, "?"), kind)].append(
+            (cpu, sum(vm_rss_mib(p) for p in pids), sum(_pss_mib(p) for p in pids)))
+    rows: list[tuple[object, ...]] = []
+    for (role, kind), found in sorted(by_role.items(),
+                                      key=lambda i: (i[0][0], i[0][1] != "agent", i[0][1])):
+        cpus, rss, pss = zip(*found, strict=True)
+        rows.append((role, kind, len(found), round(mean(cpus), 2), round(max(cpus), 2),
+                     round(mean(rss), 1), round(max(rss), 1), round(mean(pss), 1)))
+    return rows
+
+
 def run(options: BenchOptions) -> list[Table]:
     seconds = 10.0 if options.quick else 30.0
-    started_here = not _lab_up()
-    if started_here:
-        log("lab-idle: the lab is not up; stackha up")
-        done = _stackha("up", timeout=1800)
-        if done.returncode != 0:
-            raise RuntimeError(f"stackha up failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-    try:
+    with compose_lab("lab-idle"):
         time.sleep(5.0)
-        programs, roles = _programs()
-        log(f"lab-idle: sampling {len(programs)} processes groups for {seconds:.0f} s")
-        before = {key: sum(_cpu(p) for p in pids) for key, pids in programs.items()}
-        started = time.monotonic()
-        time.sleep(seconds)
-        elapsed = time.monotonic() - started
-        figures = {key: (100.0 * (sum(_cpu(p) for p in pids) - before[key]) / elapsed,
-                         # the agent and the JVM: one process; the others: their family
-                         sum(vm_rss_mib(p) for p in pids))
-                   for key, pids in programs.items()}
-    finally:
-        if started_here:
-            _stackha("down", "--volumes", timeout=600)
-    by_role: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
-    for (node, kind), (cpu, rss) in figures.items():
-        by_role[(roles.get(node, "?"), kind)].append((node, cpu, rss))
-    rows = []
-    for (role, kind), found in sorted(by_role.items(), key=lambda i: (i[0][0], i[0][1] != "agent",
-                                                                       i[0][1])):
-        rows.append((role, kind, ", ".join(sorted(n for n, _, _ in found)),
-                     round(mean(c for _, c, _ in found), 2), round(max(c for _, c, _ in found), 2),
-                     round(mean(r for _, _, r in found), 1), round(max(r for _, _, r in found), 1)))
+        rows = measure(seconds)
     return [Table(
         "Idle cost in the compose lab, per role (issue 16)",
         ("roles", "process", "nodes", "CPU % of a core (mean)", "CPU % (max)",
-         "VmRSS MiB (mean)", "VmRSS MiB (max)"),
+         "VmRSS MiB (mean)", "VmRSS MiB (max)", "PSS MiB (mean)"),
         tuple(rows),
         (f"Over {seconds:.0f} s with the lab idle: agents beat every second, with their HTTP "
-         "endpoints on, and check nginx and MyCat as the lab's spec says. keepalived and "
-         "nginx: the sum of their processes (and of the children they reaped).",
+         "endpoints on and TLS to ZooKeeper, and check nginx and MyCat as the lab's spec "
+         "says. keepalived and nginx: the sum of their processes (and of the children they "
+         "reaped).",
          f"1-min load average at the end: {os.getloadavg()[0]:.1f}."))]
