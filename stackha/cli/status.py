@@ -64,9 +64,10 @@ def watch(spec: StackSpec, args: argparse.Namespace) -> int:
 def _refuse_if_lab_down(args: argparse.Namespace, hosts: str) -> None:
     """Lab addresses without the lab's bridge would go out by the default route."""
     from stackha.lab.compose.bridge import lab_down_reason, zookeeper_addresses
+    from stackha.lab.compose.paths import lab_compose_file
 
     reason = lab_down_reason(zookeeper_addresses(args.zk or hosts),
-                             args.compose_dir.resolve() / "compose.yaml")
+                             lab_compose_file(args.compose_dir.resolve()))
     if reason is not None:
         raise CommandError(reason)
 

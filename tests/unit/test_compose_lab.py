@@ -384,3 +384,25 @@ def test_keepalived_containers_get_a_realtime_budget_only_where_docker_has_one(t
     group.parent.mkdir()
     group.write_text("400000\n")
     assert container_rt_budget(group, root) == CONTAINER_RT_US
+
+
+def test_stackha_up_runs_its_own_rendering_and_leaves_the_committed_file_alone(tmp_path):
+    # `make up` renders the release's lines (--mycat-tarball): written over the committed
+    # compose/compose.yaml they left the checkout changed and failed the golden test above
+    # in the `make test` that follows.
+    from stackha.lab.compose import engine
+    from stackha.lab.compose.paths import lab_compose_file, running_compose_file
+
+    compose = tmp_path / "compose"
+    compose.mkdir()
+    running = running_compose_file(compose)
+    assert running == compose / ".stackha" / "compose.yaml"
+    assert lab_compose_file(compose) == compose / "compose.yaml"  # an older lab's file
+    running.parent.mkdir()
+    running.write_text("services: {}\n")
+    assert lab_compose_file(compose) == running
+    project = engine.ComposeProject(running, "stackha", directory=compose)
+    command = project.command("up", "--detach")
+    # Relative build contexts and mounts still start at compose/.
+    assert command[command.index("--project-directory") + 1] == str(compose)
+    assert command[command.index("--file") + 1] == str(running)

@@ -22,6 +22,7 @@ from stackha.lab.compose.backend import Backend, LabError, backend_from_schema
 from stackha.lab.compose.digests import LABEL, image_digests, source_files, tree_files
 from stackha.lab.compose.hostnet import allow_bridge_local, remove_bridge_local
 from stackha.lab.compose.labtls import lab_tls_env, lab_tls_files
+from stackha.lab.compose.paths import PRIVATE_DIR, lab_compose_file, running_compose_file
 from stackha.lab.compose.render import (
     LabOptions,
     images,
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_COMPOSE_DIR = REPO / "compose"
-COMPOSE_FILE = "compose.yaml"
-PRIVATE_DIR = ".stackha"
 
 
 Emit = Callable[[str], None]
@@ -57,10 +56,11 @@ class Lab:
 
     @property
     def file(self) -> Path:
-        return self.compose_dir / COMPOSE_FILE
+        return running_compose_file(self.compose_dir)
 
     def project(self, env: dict[str, str] | None = None) -> engine.ComposeProject:
-        return engine.ComposeProject(self.file, self.options.project, env or {})
+        return engine.ComposeProject(self.file, self.options.project, env or {},
+                                     directory=self.compose_dir)
 
 
 # cgroup v1 with RT group scheduling: docker's parent group holds what its containers may
@@ -138,6 +138,7 @@ def load_lab(args: argparse.Namespace, spec: StackSpec) -> Lab:
 def _write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return True
 
@@ -298,7 +299,9 @@ def _sql_user(lab: Lab) -> tuple[str | None, str | None]:
 def cmd_down(args: argparse.Namespace, _emit: Emit) -> int:
     engine.check_cli()
     client = engine.docker_client()
-    project = engine.ComposeProject(args.compose_dir.resolve() / COMPOSE_FILE, args.project)
+    compose_dir = args.compose_dir.resolve()
+    project = engine.ComposeProject(lab_compose_file(compose_dir), args.project,
+                                    directory=compose_dir)
     if not project.file.exists():
         raise LabError(f"{project.file}: no compose file (stackha up writes it)")
     down = ["down", "--remove-orphans", "--timeout", "15"]
@@ -318,7 +321,9 @@ def cmd_down(args: argparse.Namespace, _emit: Emit) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     engine.check_cli()
-    project = engine.ComposeProject(args.compose_dir.resolve() / COMPOSE_FILE, args.project)
+    compose_dir = args.compose_dir.resolve()
+    project = engine.ComposeProject(lab_compose_file(compose_dir), args.project,
+                                    directory=compose_dir)
     command = ["logs", "--no-color", "--timestamps"]
     if args.follow:
         command.append("--follow")

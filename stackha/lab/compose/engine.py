@@ -73,9 +73,14 @@ class ComposeProject:
     file: Path
     name: str
     env: Mapping[str, str] = field(default_factory=dict)
+    # Where the file's relative paths (build contexts, mounts) start: compose/, while the
+    # rendered file lives in compose/.stackha/ (stackha.lab.compose.paths).
+    directory: Path | None = None
 
     def command(self, *args: str, profile: bool = False) -> list[str]:
         base = ["docker", "compose", "--file", str(self.file), "--project-name", self.name]
+        if self.directory is not None:
+            base += ["--project-directory", str(self.directory)]
         if profile:
             base += ["--profile", BUILD_PROFILE]
         return [*base, *args]
@@ -88,7 +93,8 @@ class ComposeProject:
         env = {**os.environ, **self.env, **(extra_env or {})}
         try:
             return subprocess.run(command, env=env, text=True, timeout=timeout,
-                                  capture_output=capture, cwd=self.file.parent)
+                                  capture_output=capture,
+                                  cwd=self.directory or self.file.parent)
         except FileNotFoundError as exc:
             raise LabError(f"the docker command is not installed: {SETUP_HINT}") from exc
 

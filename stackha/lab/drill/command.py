@@ -11,9 +11,9 @@ from typing import Any
 
 from stackha.lab.compose.backend import LabError
 from stackha.lab.compose.bridge import lab_down_reason, zookeeper_addresses
-from stackha.lab.compose.commands import PRIVATE_DIR
 from stackha.lab.compose.engine import docker_client
 from stackha.lab.compose.labtls import lab_tls_env
+from stackha.lab.compose.paths import PRIVATE_DIR, lab_compose_file
 from stackha.lab.compose.secrets import load_lab_credentials
 from stackha.lab.drill.lab import DrillLab, LabProblem
 from stackha.lab.drill.priority import raise_client_priority
@@ -43,7 +43,7 @@ def cmd_drill(args: argparse.Namespace, read_spec: Any, emit: Any, error: type[E
     spec = read_spec(args.configs)
     targets = zookeeper_addresses(args.zk or spec.zookeeper.hosts) + \
         [n.address for n in spec.nodes] + [v.ip for g in spec.vrrp_groups for v in g.vips]
-    down = lab_down_reason(targets, args.compose_dir.resolve() / "compose.yaml")
+    down = lab_down_reason(targets, lab_compose_file(args.compose_dir.resolve()))
     if down is not None:
         raise error(down)
     # A ZooKeeper outage is part of the drill: kazoo's reconnect warnings are expected.
