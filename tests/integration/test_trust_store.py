@@ -144,9 +144,12 @@ def test_one_node_cannot_touch_another_nodes_status_or_invent_one(configs, zooke
                         lambda: nginx2.delete(f"{base}/status/nginx1")):
             with pytest.raises(NoAuthError):
                 attempt()
-        with pytest.raises(StoreError, match="not allowed to report as node nginx1"):
-            _store(configs, zookeeper, agent_credential("nginx2")).put_status(
-                NodeStatus("nginx1", rejected_version=1))
+        impostor = _store(configs, zookeeper, agent_credential("nginx2"))
+        try:
+            with pytest.raises(StoreError, match="not allowed to report as node nginx1"):
+                impostor.put_status(NodeStatus("nginx1", rejected_version=1))
+        finally:
+            impostor.close()  # left open, its session outlived ZooKeeper and logged at exit
         with pytest.raises(StoreError, match="node ghost is not registered"):
             nginx1.put_status(NodeStatus("ghost", applied_version=1))
         nginx2_store = _store(configs, zookeeper, agent_credential("nginx2"))
