@@ -429,5 +429,15 @@ def vm_rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of one process (Pss in /proc/PID/smaps_rollup), MiB: pages it
+    shares (the interpreter and libraries, the same image files in every lab container) are
+    divided among the processes that map them."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no Pss for pid {pid}")
+
+
 __all__ = ["BenchZooKeeper", "Lab", "StatusWatch", "cpu_seconds", "free_port", "log",
-           "vm_rss_mib"]
+           "pss_mib", "vm_rss_mib"]

@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from pathlib import Path
 from statistics import mean
 
 from bench.drill import compose_lab
-from bench.lab import log, vm_rss_mib
+from bench.lab import cpu_seconds, log, pss_mib, vm_rss_mib
 from bench.report import BenchOptions, Table
 
 NODE_LABEL = "stackha.node"  # on each node container (stackha/lab/compose/render.py)
@@ -40,16 +39,6 @@ def kind_of(args: str) -> str | None:
     return None
 
 
-def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    own = int(fields[11]) + int(fields[12])
-    reaped = int(fields[13]) + int(fields[14])
-    return (own + reaped) / os.sysconf("SC_CLK_TCK")
-
-
 def _programs() -> tuple[dict[tuple[str, str], list[int]], dict[str, str]]:
     """(node, program) -> host PIDs, and node -> its roles, from the lab's node containers."""
     import docker
@@ -68,33 +57,21 @@ def _programs() -> tuple[dict[tuple[str, str], list[int]], dict[str, str]]:
     return found, roles
 
 
-def _pss_mib(pid: int) -> float:
-    """Proportional set size: shared pages (the interpreter, libcrypto: the same files in
-    every container of the image) counted once across the processes that map them."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def measure(seconds: float) -> list[tuple[object, ...]]:
     """One row per (role, program): CPU and memory over ``seconds``, mean and max over the
     role's nodes."""
     programs, roles = _programs()
     log(f"lab-idle: sampling {len(programs)} process groups for {seconds:.0f} s")
-    before = {key: sum(_cpu(p) for p in pids) for key, pids in programs.items()}
+    before = {key: sum(cpu_seconds(p) for p in pids) for key, pids in programs.items()}
     started = time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - started
     by_role: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
     for (node, kind), pids in programs.items():
-        cpu = 100.0 * (sum(_cpu(p) for p in pids) - before[(node, kind)]) / elapsed
+        cpu = 100.0 * (sum(cpu_seconds(p) for p in pids) - before[(node, kind)]) / elapsed
         # the agent and the JVM: one process; keepalived and nginx: their family
         by_role[(roles.get(node, "?"), kind)].append(
-            (cpu, sum(vm_rss_mib(p) for p in pids), sum(_pss_mib(p) for p in pids)))
+            (cpu, sum(vm_rss_mib(p) for p in pids), sum(pss_mib(p) for p in pids)))
     rows: list[tuple[object, ...]] = []
     for (role, kind), found in sorted(by_role.items(),
                                       key=lambda i: (i[0][0], i[0][1] != "agent", i[0][1])):

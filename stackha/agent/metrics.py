@@ -31,6 +31,12 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _family(name: str, kind: str, documentation: str) -> Iterator[str]:
+    """A family's HELP and TYPE lines (HELP escapes backslash and newline only)."""
+    yield f"# HELP {name} " + documentation.replace("\\", "\\\\").replace("\n", "\\n")
+    yield f"# TYPE {name} {kind}"
+
+
 def _labels(pairs: Sequence[tuple[str, str]]) -> str:
     if not pairs:
         return ""
@@ -77,6 +83,8 @@ class Metric:
             self._series[()] = _Series(self)
 
     def labels(self, *values: str, **named: str) -> _Series:
+        if named and (values or set(named) != set(self.labelnames)):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, not {sorted(named)}")
         key = tuple(str(v) for v in values) if values else \
             tuple(str(named[n]) for n in self.labelnames)
         if len(key) != len(self.labelnames):
@@ -95,9 +103,7 @@ class Metric:
 
     def exposition(self) -> Iterator[str]:
         name = self.name + "_total" if self.kind == "counter" else self.name
-        text = self.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-        yield f"# HELP {name} {text}"
-        yield f"# TYPE {name} {self.kind}"
+        yield from _family(name, self.kind, self.documentation)
         with self.lock:
             series = [(key, s.value, list(s.counts)) for key, s in self._series.items()]
         for key, value, counts in sorted(series):
@@ -145,8 +151,7 @@ def _process() -> Iterator[str]:
          len(os.listdir("/proc/self/fd"))),
     ]
     for name, kind, documentation, value in figures:
-        yield f"# HELP {name} {documentation}"
-        yield f"# TYPE {name} {kind}"
+        yield from _family(name, kind, documentation)
         yield f"{name} {_number(value)}"
 
 

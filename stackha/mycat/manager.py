@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from stackha.checks.probes import mysql_connect
+
 if TYPE_CHECKING:  # pymysql costs about 10 MiB resident: loaded only when a command runs
     import pymysql.connections
 
@@ -73,15 +75,12 @@ class ManagerClient:
         self.timeout = timeout
 
     def _connect(self) -> pymysql.connections.Connection:
-        import pymysql
-
         # autocommit=None and no init_command: the manager understands only its own commands,
         # so nothing but the command itself should be sent.
-        return pymysql.connect(
+        return mysql_connect(
             host=self.host, port=self.port, user=self.user, password=self.password,
             connect_timeout=self.timeout, read_timeout=self.timeout,
             write_timeout=self.timeout, autocommit=None, init_command=None,
-            ssl_disabled=True,  # MyCat 1.6 has no TLS (tests/unit/test_mysql_logins_no_tls.py)
         )
 
     def _run(self, command: str) -> list[dict[str, Any]]:

@@ -48,11 +48,12 @@ def test_gauges_counters_and_histograms_parse_with_their_values():
 def test_a_hostile_label_value_stays_one_label_value():
     # Group and check names come from the spec: a quote, a backslash or a newline in one
     # must not end the label, add a series or break the scrape.
-    gauge = Metric("gauge", "t_master", "Master", ["group"])
+    gauge = Metric("gauge", "t_master", 'Master\\n of "a" group\nsecond line', ["group"])
     hostile = 'web"} 1\nt_master{group="x\\'
     gauge.labels(group=hostile).set(1)
-    samples = _families(_text(gauge))["t_master"].samples
-    assert [(s.labels, s.value) for s in samples] == [({"group": hostile}, 1.0)]
+    family = _families(_text(gauge))["t_master"]
+    assert [(s.labels, s.value) for s in family.samples] == [({"group": hostile}, 1.0)]
+    assert family.documentation == 'Master\\n of "a" group\nsecond line'  # HELP escaped too
 
 
 def test_the_agents_metrics_and_the_process_figures_parse():
@@ -69,5 +70,7 @@ def test_labels_and_counters_refuse_what_prometheus_would_refuse():
     counter = Metric("counter", "t_c", "C", ["reason"])
     with pytest.raises(ValueError, match="takes labels"):
         counter.labels("a", "b")
+    with pytest.raises(ValueError, match=r"takes labels \('reason',\), not \['group'\]"):
+        counter.labels(group="web")
     with pytest.raises(ValueError, match="only goes up"):
         counter.labels("a").inc(-1)

@@ -3,7 +3,6 @@ from sysfs (stackha.lvs.neighbours): what the kernel says, and what it must not 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -47,12 +46,32 @@ def test_the_own_mac_comes_from_sysfs_and_a_hostile_device_name_reads_nothing(tm
         assert interface_mac(hostile, tmp_path) is None
 
 
-def test_loopback_has_its_mac_and_an_unknown_device_no_neighbours():
+def test_the_kernels_own_files_read_as_the_director_reads_them():
+    # The real sysfs and /proc/net/arp: loopback's MAC is all zeros, and it has no ARP
+    # entries (the files exist and parse; a wrong path or format would fail here).
     assert interface_mac("lo") == "00:00:00:00:00:00"
-    if shutil.which("ip") is None:
-        pytest.skip("needs iproute2")
-    assert subprocess.run(["ip", "-j", "neigh"], capture_output=True).returncode == 0
-    assert neighbour_mac("127.0.0.1", "no-such-dev0") is None
+    assert neighbour_mac("127.0.0.1", "lo") is None
+
+
+def test_an_ipv6_realserver_is_looked_up_with_ip_neigh(monkeypatch):
+    from stackha.lvs import neighbours
+
+    asked: list[tuple[str, ...]] = []
+
+    def ip_json(*args: str) -> list[dict[str, object]]:
+        asked.append(args)
+        return [{"dst": "fd00::5", "dev": "eth0", "lladdr": "02:42:0a:00:00:05",
+                 "state": ["REACHABLE"]}]
+
+    monkeypatch.setattr(neighbours, "ip_json", ip_json)
+    assert neighbour_mac("fd00::5", "eth0") == "02:42:0a:00:00:05"
+    assert asked == [("neigh", "show", "to", "fd00::5", "dev", "eth0")]
+
+    def failing(*_args: str) -> list[dict[str, object]]:
+        raise OSError("ip neigh show to fd00::5 dev eth9: Cannot find device \"eth9\"")
+
+    monkeypatch.setattr(neighbours, "ip_json", failing)
+    assert neighbour_mac("fd00::5", "eth9") is None  # the ARP probe decides then
 
 
 ARP = """IP address       HW type     Flags       HW address            Mask     Device

@@ -21,6 +21,7 @@ from mysql_mimic.errors import MysqlError
 from mysql_mimic.results import ResultColumn, ResultSet
 from mysql_mimic.types import ColumnType
 
+from stackha.checks.probes import mysql_connect
 from stackha.lab.standin.config import Route, WriteHost
 from stackha.lab.standin.sql import ER_UNKNOWN, IN_TRANS, Ok, Outcome
 
@@ -67,10 +68,10 @@ class Backend:
     @classmethod
     def open(cls, route: Route, autocommit: bool, generation: int) -> Backend:
         wh = route.write_host
-        conn = pymysql.connect(
+        conn = mysql_connect(
             host=wh.host, port=wh.port, user=wh.user, password=wh.password,
             database=route.database, charset="utf8mb4", autocommit=autocommit,
-            connect_timeout=_BACKEND_CONNECT_TIMEOUT, ssl_disabled=True,
+            connect_timeout=_BACKEND_CONNECT_TIMEOUT,
             # Raw bytes out: the stand-in relays values, it does not convert them (the encoders
             # stay, pymysql needs them for SET AUTOCOMMIT).
             use_unicode=False, conv=_ENCODERS_ONLY,
@@ -111,11 +112,10 @@ def probe(write_host: WriteHost, sql: str) -> tuple[bool, int, str]:
     """Run a dataHost's heartbeat SQL on one writeHost: (ok, milliseconds, error)."""
     started = time.monotonic()
     try:
-        conn = pymysql.connect(
+        conn = mysql_connect(
             host=write_host.host, port=write_host.port, user=write_host.user,
             password=write_host.password, connect_timeout=HEARTBEAT_TIMEOUT,
             read_timeout=HEARTBEAT_TIMEOUT, write_timeout=HEARTBEAT_TIMEOUT,
-            ssl_disabled=True,  # as MyCat's JDBC pool: plain (a TLS context is 36 ms of CPU)
         )
         try:
             with conn.cursor() as cursor:
