@@ -16,7 +16,6 @@ that looks like one is refused with that advice rather than "unknown".
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -189,6 +188,8 @@ def _unknown(document: YamlDocument, key: str, dest: str,
     if _secret_looking(key):
         return document.problem(key, "no secret goes in agent.yaml: name a file that holds "
                                      "it (the *-password-file options)")
+    import difflib  # only for a typo: 0.24 MiB the running agent does not hold
+
     close = [d.replace("_", "-") for d in difflib.get_close_matches(dest, list(actions), 3)]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return document.problem(key, f"unknown option{hint}")

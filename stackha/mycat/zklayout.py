@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackha.model.grammar import name_reason
 from stackha.model.problems import WARNING, Problem
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 SCHEMA_XML, SERVER_XML, RULE_XML = "schema.xml", "server.xml", "rule.xml"
 # MyCat reloads on every write to one of the schema znodes, so a dataNode must exist before
@@ -349,6 +351,8 @@ def _cache(files: Mapping[str, bytes], prefix: str) -> tuple[list[Znode], set[st
 
 def _parse(files: Mapping[str, bytes], prefix: str, name: str,
            problems: list[Problem]) -> ET.Element | None:
+    import xml.etree.ElementTree as ET  # parsed only where a layout is built: 0.6 MiB
+
     data = files.get(prefix + name)
     if data is None:
         problems.append(Problem(f"{prefix}{name}", "", "missing: the MyCat ZooKeeper layout "

@@ -141,3 +141,52 @@ def test_connections_beyond_the_limit_are_closed_not_queued(server):
     finally:
         for sock in held:
             sock.close()
+
+
+@pytest.mark.parametrize(("head", "code"), [
+    (b"GET /health HTTP/1.0 and more\r\n\r\n", 400),
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /health\r\n\r\n", 400),  # HTTP/0.9: no version, no status line to answer with
+    (b"GET /h\xe9alth HTTP/1.0\r\n\r\n", 400),
+    (b"GET /health FTP/1.0\r\n\r\n", 400),
+    (b"GET /health HTTP/2.0\r\n\r\n", 505),
+    (b"DELETE /health HTTP/1.1\r\n\r\n", 501),
+    (b"GET /" + b"a" * 600 + b" HTTP/1.0\r\n\r\n", 414),
+    (b"GET /health HTTP/1.0\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),
+])
+def test_a_bad_request_head_is_refused_with_its_status(head, code):
+    with pytest.raises(endpoints.RequestError) as refused:
+        endpoints.parse_head(head)
+    assert refused.value.code == code
+
+
+def test_a_good_head_gives_method_and_path_and_its_headers_are_not_read():
+    head = b"HEAD /vrrp/web?x=1 HTTP/1.1\nHost: a\nX-Odd: \xff\n\n"
+    assert endpoints.parse_head(head) == endpoints.Request("HEAD", "/vrrp/web?x=1")
+    answer = endpoints.answer(endpoints.Request("HEAD", "/vrrp/web"), lambda: _view())
+    assert answer.startswith(b"HTTP/1.0 200 OK\r\n") and answer.endswith(b"\r\n\r\n")
+    assert b"Content-Length: " in answer and b'"master"' not in answer  # HEAD: no body
+
+
+def test_a_client_that_drips_its_request_is_let_go_at_the_deadline(server, monkeypatch):
+    monkeypatch.setattr(endpoints, "REQUEST_TIMEOUT", 0.5)
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as sock:
+        # A byte every 0.1 s would reset a per-read timeout forever; 60 bytes take 6 s.
+        closed = False
+        for byte in b"GET /health HTTP/1.0\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.1)
+            try:
+                closed = sock.recv(1) == b""
+            except TimeoutError:
+                pass
+            except OSError:
+                closed = True
+            if closed:
+                break
+    assert closed
+    assert _get(server, "/health")[0] == 200

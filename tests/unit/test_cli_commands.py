@@ -50,16 +50,34 @@ NOT_IN_THE_AGENT = ("cryptography", "bcrypt", "docker", "matplotlib", "mysql_mim
                     "stackha.cli.lab", "stackha.cli.status")
 
 
-def test_the_agent_command_imports_none_of_what_it_does_not_run():
+# What an nginx node's running agent (its endpoints on) must not hold either: the email
+# package and html behind http.server (2.2 MiB), MyCat's XML parser (0.6 MiB), difflib.
+NOT_ON_AN_NGINX_NODE = (*NOT_IN_THE_AGENT, "email", "html", "http.client", "xml", "difflib")
+
+
+def _loaded_by(*imports: str) -> set[str]:
     # The agent's own entry path (cli.main with `agent`), stopped just before it would run.
     probe = ("import json, sys\n"
              "from stackha.cli import main\n"
              "main.build_parser(main.groups_for(['agent', '--node', 'n1']))\n"
-             "import stackha.cli.agent\n"
-             "print(json.dumps(sorted(sys.modules)))\n")
-    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
-                                           capture_output=True, text=True).stdout))
+             + "".join(f"import {name}\n" for name in imports)
+             + "print(json.dumps(sorted(sys.modules)))\n")
+    return set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
+                                         capture_output=True, text=True).stdout))
+
+
+def _held(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(name for name in loaded
+                  if any(name == bad or name.startswith(bad + ".") for bad in forbidden))
+
+
+def test_the_agent_command_imports_none_of_what_it_does_not_run():
+    loaded = _loaded_by("stackha.cli.agent")
     assert "stackha.agent.core" in loaded  # the probe did load the agent
-    held = sorted(name for name in loaded
-                  if any(name == bad or name.startswith(bad + ".") for bad in NOT_IN_THE_AGENT))
-    assert held == []
+    assert _held(loaded, NOT_IN_THE_AGENT) == []
+
+
+def test_an_nginx_node_with_its_endpoints_holds_no_http_server_nor_xml():
+    loaded = _loaded_by("stackha.cli.agent", "stackha.agent.endpoints")
+    assert "stackha.agent.endpoints" in loaded
+    assert _held(loaded, NOT_ON_AN_NGINX_NODE) == []
