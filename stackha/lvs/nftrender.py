@@ -47,7 +47,6 @@ import re
 import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 from stackha.model.spec import WEIGHTED_SCHEDULERS, LvsService
 
@@ -108,13 +107,18 @@ def _score(slot: int, backend: Backend) -> float:
 def slot_shares(weights: Sequence[int], slots: int = SLOTS) -> list[int]:
     """Slots per weight, by highest averages w / (2k + 1) (Sainte-Lague), ties to the first
     listed. Raising one weight never gives any other realserver more slots."""
+    # The averages are floats, yet compared exactly: two distinct w / (2k + 1) with w <= 65535
+    # and 2k + 1 <= 2 * SLOTS + 1 differ by at least 1 / 241**2, relatively over 1e-10, far
+    # above a float's 1e-16; equal ones divide to the same float (division rounds
+    # correctly). fractions.Fraction said the same and cost the director 0.5 MiB (numbers
+    # and decimal with it).
     counts = [0] * len(weights)
-    heap = [(-Fraction(w), i) for i, w in enumerate(weights) if w > 0]
+    heap = [(-float(w), i) for i, w in enumerate(weights) if w > 0]
     heapq.heapify(heap)
     for _ in range(slots if heap else 0):
         _, index = heapq.heappop(heap)
         counts[index] += 1
-        heapq.heappush(heap, (-Fraction(weights[index], 2 * counts[index] + 1), index))
+        heapq.heappush(heap, (-weights[index] / (2 * counts[index] + 1), index))
     return counts
 
 

@@ -81,3 +81,16 @@ def test_an_nginx_node_with_its_endpoints_holds_no_http_server_nor_xml():
     loaded = _loaded_by("stackha.cli.agent", "stackha.agent.endpoints")
     assert "stackha.agent.endpoints" in loaded
     assert _held(loaded, NOT_ON_AN_NGINX_NODE) == []
+
+
+def test_the_agent_loads_and_parses_its_options_without_docstrings():
+    # The unit and the lab run it with PYTHONOPTIMIZE=2: nothing on its path may need a
+    # docstring (or an assert) to work.
+    probe = ("from stackha.cli import main\n"
+             "parser = main.build_parser(main.groups_for(['agent', '--node', 'n1']))\n"
+             "import stackha.cli.agent, stackha.agent.endpoints, stackha.lvs.director\n"
+             "args = parser.parse_args(['agent', '--node', 'n1'])\n"
+             "print(args.command, main.__doc__)\n")
+    done = subprocess.run([sys.executable, "-OO", "-c", probe], check=True,
+                          capture_output=True, text=True)
+    assert done.stdout.split() == ["agent", "None"]  # ran, and did run without docstrings

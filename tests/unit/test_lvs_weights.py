@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 from collections import Counter
 
 import pytest
@@ -321,3 +322,23 @@ def test_lvs_status_shows_weight_and_slots_and_lists_quiesced_realservers():
     assert lines[1].split()[2:5] == ["Forward", "Weight", "Slots"]
     assert lines[3].split()[:6] == ["->", "10.0.0.31:8066", "Route", "2", "120", "up"]
     assert lines[4].split()[:6] == ["->", "10.0.0.33:8066", "Route", "0", "0", "up"]
+
+
+def _shares_exactly(weights: list[int], slots: int = SLOTS) -> list[int]:
+    # The oracle: the same highest averages in exact rationals.
+    from fractions import Fraction
+
+    counts = [0] * len(weights)
+    for _ in range(slots if any(w > 0 for w in weights) else 0):
+        best = max((Fraction(w, 2 * counts[i] + 1), -i) for i, w in enumerate(weights) if w > 0)
+        counts[-best[1]] += 1
+    return counts
+
+
+def test_the_float_averages_give_the_exact_rationals_shares_ties_included():
+    rng = random.Random(16)
+    cases = [[1, 3], [3, 5, 7], [65535, 65535 - 2, 1], [2, 6, 10, 14], [0, 0], [5, 0, 15]]
+    cases += [[rng.choice((0, 1, 2, 3, 65535, rng.randint(0, 65535))) for _ in range(n)]
+              for n in range(1, 9) for _ in range(40)]
+    for weights in cases:
+        assert slot_shares(weights) == _shares_exactly(weights), weights
