@@ -4,9 +4,9 @@ otherwise a one-line reason. No shell is ever involved."""
 from __future__ import annotations
 
 import socket
-import time
 import urllib.parse
-from typing import Any
+
+from stackha.checks.mysqlwire import CANNOT_CONNECT, Connection, MysqlError
 
 
 def check_http(url: str, timeout: float = 1.0) -> str | None:
@@ -66,90 +66,38 @@ def check_tcp(host: str, port: int, timeout: float = 1.0) -> str | None:
         return f"{host}:{port}: {exc.strerror or exc}"
 
 
-# The greeting is one packet; the longest seen (MySQL 8 with a long version string and the
-# caching_sha2 plugin name) is under 120 bytes. Anything claiming more is not a greeting.
-_GREETING_MAX = 1024
-
-
 def check_mysql_greeting(host: str, port: int, timeout: float = 1.0) -> str | None:
-    """Connect and read the server's first packet (Protocol::HandshakeV10): protocol version
-    10, a NUL-terminated server version, connection id, salt. No login, no query, so it costs
-    a connect and a read on both sides; ``check_mysql`` does the login. An ERR packet there
-    (too many connections, host blocked) is unhealthy with the server's own words."""
-    deadline = time.monotonic() + timeout
+    """Connect and read the server's first packet (Protocol::HandshakeV10): no login, no
+    query, so it costs a connect and a read on both sides; ``check_mysql`` does the login. An
+    ERR packet there (too many connections, host blocked) is unhealthy with the server's own
+    words."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            header = _read_exactly(sock, 4, deadline)
-            length = int.from_bytes(header[:3], "little")
-            if not 0 < length <= _GREETING_MAX or header[3] != 0:
-                return f"{host}:{port}: not a MySQL greeting: {header!r}"
-            payload = _read_exactly(sock, length, deadline)
-    except EOFError as exc:
-        return f"{host}:{port}: closed before the greeting ended ({exc})"
-    except OSError as exc:
-        return f"{host}:{port}: {exc.strerror or exc}"
-    return _greeting_problem(payload, f"{host}:{port}")
-
-
-def _read_exactly(sock: socket.socket, count: int, deadline: float) -> bytes:
-    data = b""
-    while len(data) < count:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("timed out")
-        sock.settimeout(left)
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            raise EOFError(f"{len(data)} of {count} bytes")
-        data += chunk
-    return data
-
-
-def _greeting_problem(payload: bytes, where: str) -> str | None:
-    if payload[0] == 0xFF:
-        code = int.from_bytes(payload[1:3], "little")
-        message = payload[3:].decode("utf-8", "replace")
-        return f"{where}: server refused: {code} {message.lstrip('#')}"
-    if payload[0] != 10:
-        return f"{where}: not a MySQL greeting: protocol version {payload[0]}"
-    end = payload.find(b"\x00", 1)
-    # after the version: connection id (4), salt part 1 (8), filler (1), capabilities (2)
-    if end < 2 or len(payload) < end + 1 + 4 + 8 + 1 + 2:
-        return f"{where}: not a MySQL greeting: {payload[:40]!r}"
+        connection = Connection.connect(host, port, timeout)
+    except MysqlError as exc:
+        return exc.message
     try:
-        payload[1:end].decode("ascii")
-    except UnicodeDecodeError:
-        return f"{where}: not a MySQL greeting: server version {payload[1:end]!r}"
+        connection.greeting()
+    except MysqlError as exc:
+        if exc.code < CANNOT_CONNECT:  # the server's own error number
+            return f"{host}:{port}: server refused: {exc.code} {exc.message}"
+        return exc.message
+    finally:
+        connection.close(goodbye=False)
     return None
-
-
-def mysql_connect(**options: Any) -> Any:
-    """``pymysql.connect`` as every login stackha makes it (checks, the MyCat manager, the
-    drill, the stand-in): without TLS. MyCat 1.6 has none, and pymysql's "preferred" TLS
-    made a default context per login, loading the system's CA bundle: 36 ms of CPU each
-    (measured against the lab's MyCat; the login itself takes under 1 ms)."""
-    import pymysql
-
-    return pymysql.connect(ssl_disabled=True, **options)
 
 
 def check_mysql(host: str, port: int, user: str, password: str, timeout: float = 1.0,
                 database: str | None = None) -> str | None:
     """A MySQL-protocol login and a trivial query, as a client would do it."""
-    import pymysql
-
     try:
-        connection = mysql_connect(host=host, port=port, user=user, password=password,
-                                   database=database, connect_timeout=timeout,
-                                   read_timeout=timeout, write_timeout=timeout)
-    except pymysql.MySQLError as exc:
-        return f"{host}:{port}: login as {user} failed: {exc.args[-1] if exc.args else exc}"
+        connection = Connection.open(host, port, user, password, database, timeout)
+    except MysqlError as exc:
+        return f"{host}:{port}: login as {user} failed: {exc.message}"
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("select 1")
-            row = cursor.fetchone()
-        return None if row and str(row[0]) == "1" else f"{host}:{port}: unexpected answer {row}"
-    except pymysql.MySQLError as exc:
-        return f"{host}:{port}: query failed: {exc.args[-1] if exc.args else exc}"
+        rows = connection.query("select 1").rows
+    except MysqlError as exc:
+        return f"{host}:{port}: query failed: {exc.message}"
     finally:
         connection.close()
+    row = rows[0] if rows else None
+    return None if row and str(row[0]) == "1" else f"{host}:{port}: unexpected answer {row}"

@@ -1,7 +1,7 @@
 """What stackha does on MyCat's manager port (9066), and which reload a config change needs.
 
-The manager port speaks the MySQL protocol, so pymysql talks to it; the same client works
-against MyCat 1.6 and against mycat-standin (``stackha.lab.standin``).
+The manager port speaks the MySQL protocol; stackha.checks.mysqlwire talks to it, against
+MyCat 1.6 and against mycat-standin (``stackha.lab.standin``) alike.
 """
 
 from __future__ import annotations
@@ -11,19 +11,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from stackha.checks.probes import mysql_connect
+from stackha.checks.mysqlwire import CANNOT_CONNECT, SERVER_LOST, Connection, MysqlError
 
-if TYPE_CHECKING:  # pymysql costs about 10 MiB resident: loaded only when a command runs
+if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
-
-    import pymysql.connections
 
 logger = logging.getLogger(__name__)
 
-# Server-side errors have numbers below 2000; from 2000 on they are pymysql's own (CR_*),
-# meaning the manager port could not be reached or the connection broke.
-_CLIENT_ERRORS_FROM = 2000
-_SERVER_LOST = 2013  # CR_SERVER_LOST: the connection broke (or timed out) during a command
 
 
 class ManagerError(Exception):
@@ -53,17 +47,6 @@ class ReloadRefused(ManagerError):
         self.attempts = attempts
 
 
-def _as_error(exc: pymysql.MySQLError, command: str) -> ManagerError:
-    import pymysql
-
-    args = exc.args
-    code = args[0] if args and isinstance(args[0], int) else None
-    message = str(args[1]) if len(args) >= 2 else str(exc)
-    if code is None or code >= _CLIENT_ERRORS_FROM or isinstance(exc, pymysql.InterfaceError):
-        return ManagerUnavailable(f"{command}: {message}", code)
-    return ManagerError(message, code)
-
-
 class ManagerClient:
     """MyCat manager port commands; one short connection per command."""
 
@@ -75,40 +58,25 @@ class ManagerClient:
         self.password = password
         self.timeout = timeout
 
-    def _connect(self) -> pymysql.connections.Connection:
-        # autocommit=None and no init_command: the manager understands only its own commands,
-        # so nothing but the command itself should be sent.
-        return mysql_connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
-            connect_timeout=self.timeout, read_timeout=self.timeout,
-            write_timeout=self.timeout, autocommit=None, init_command=None,
-        )
-
     def _run(self, command: str) -> list[dict[str, Any]]:
-        import pymysql
-
+        # Nothing is sent but the login and the command (no autocommit, no init command):
+        # the manager understands only its own commands.
         try:
-            conn = self._connect()
-        except pymysql.MySQLError as exc:
-            raise _as_error(exc, command) from exc
+            conn = Connection.open(self.host, self.port, self.user, self.password,
+                                   timeout=self.timeout)
+        except MysqlError as exc:
+            if exc.code == CANNOT_CONNECT:
+                raise ManagerUnavailable(f"{command}: {exc.message}", exc.code) from exc
+            raise ManagerError(exc.message, exc.code) from exc  # the server refused the login
         try:
-            with conn.cursor() as cursor:
-                cursor.execute(command)
-                if cursor.description is None:
-                    return []
-                names = [d[0] for d in cursor.description]
-                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        except pymysql.MySQLError as exc:
-            error = _as_error(exc, command)
-            if error.code == _SERVER_LOST:
+            return conn.query(command).dicts()
+        except MysqlError as exc:
+            if exc.code == SERVER_LOST:
                 raise ManagerNoAnswer(f"{command}: no answer within {self.timeout:g} s "
-                                      f"({error.message})", error.code) from exc
-            raise error from exc
+                                      f"({exc.message})", exc.code) from exc
+            raise ManagerError(exc.message, exc.code) from exc
         finally:
-            try:
-                conn.close()
-            except pymysql.MySQLError:
-                pass  # the command's outcome is known; a failed goodbye changes nothing
+            conn.close()  # the command's outcome is known; a failed goodbye changes nothing
 
     def heartbeat(self) -> list[dict[str, Any]]:
         """``show @@heartbeat``: one dict per backend host; RS_CODE 1 means healthy."""

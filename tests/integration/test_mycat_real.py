@@ -12,13 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
+import pymysql.cursors
 import pytest
 
 from stackha.agent.mycatrole import ManagerReload, MycatManagerSettings
+from stackha.checks.probes import check_mysql
+from stackha.mycat.manager import ManagerClient
 from testkit import ci_has_mycat, skip_unless_ci
 from testkit.localzk import free_port
 from testkit.mycatprocess import RealMycat, release_tarball, with_ports
-from tests.integration.test_mycat_standin import MariaDB, mariadb  # noqa: F401 (fixture)
+from tests.integration.test_mycat_standin import (  # noqa: F401 (fixture)
+    BACKEND_PASSWORD,
+    BACKEND_USER,
+    MariaDB,
+    mariadb,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +125,34 @@ def test_full_reload_onto_a_dead_backend_is_a_failure_with_mycats_reason(
     assert failed is None
     assert {r["DATANODE"] for r in mycat.manager("app", "app_pw").datasource()} == \
         {"dn0", "dn1", "dn2"}
+
+
+def test_the_agents_mysql_client_reads_the_real_mycat_as_pymysql_does(
+        mycat: RealMycat, mariadb: MariaDB):  # noqa: F811
+    # stackha.checks.mysqlwire (the agent's own client) against pymysql, the oracle, on the
+    # same manager command; counters (ACTIVE, IDLE, EXECUTE...) may move between the two.
+    ours = ManagerClient("127.0.0.1", mycat.manager_port, "app", "app_pw").datasource()
+    with pymysql.connect(host="127.0.0.1", port=mycat.manager_port, user="app",
+                         password="app_pw", cursorclass=pymysql.cursors.DictCursor) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("show @@datasource")
+            theirs = cursor.fetchall()
+    assert [list(row) for row in ours] == [list(row) for row in theirs]
+    stable = ("DATANODE", "NAME", "TYPE", "HOST", "PORT")
+    assert [[row[key] for key in stable] for row in ours] == \
+        [[row[key] for key in stable] for row in theirs]
+    assert isinstance(ours[0]["PORT"], int)
+
+
+def test_the_check_logs_in_to_the_real_mycat_and_mariadb_and_names_a_refusal(
+        mycat: RealMycat, mariadb: MariaDB):  # noqa: F811
+    assert check_mysql("127.0.0.1", mycat.sql_port, "app", "app_pw", timeout=5,
+                       database="shop") is None
+    refused = check_mysql("127.0.0.1", mycat.sql_port, "app", "wrong", timeout=5)
+    assert refused is not None and refused.startswith(
+        f"127.0.0.1:{mycat.sql_port}: login as app failed: Access denied for user 'app'")
+    # MariaDB greets with the plugin name (MyCat 1.6 does not): the other form of the login.
+    assert check_mysql("127.0.0.1", mariadb.port, BACKEND_USER, BACKEND_PASSWORD,
+                       timeout=5) is None
+    refused = check_mysql("127.0.0.1", mariadb.port, BACKEND_USER, "wrong", timeout=5)
+    assert refused is not None and "Access denied" in refused

@@ -94,3 +94,26 @@ def test_the_agent_loads_and_parses_its_options_without_docstrings():
     done = subprocess.run([sys.executable, "-OO", "-c", probe], check=True,
                           capture_output=True, text=True)
     assert done.stdout.split() == ["agent", "None"]  # ran, and did run without docstrings
+
+
+def test_a_directors_and_a_mycat_nodes_logins_hold_no_pymysql():
+    # pymysql (with configparser and decimal) was 0.9-1.4 MiB of a director's or MyCat
+    # node's agent: the checks and the manager client speak stackha.checks.mysqlwire.
+    probe = ("import json, socket, sys\n"
+             "from stackha.cli import main\n"
+             "main.build_parser(main.groups_for(['agent', '--node', 'n1']))\n"
+             "import stackha.cli.agent, stackha.lvs.director\n"
+             "from stackha.checks.probes import check_mysql\n"
+             "from stackha.mycat.manager import ManagerClient, ManagerError\n"
+             "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]\n"
+             "s.close()\n"
+             "assert check_mysql('127.0.0.1', port, 'app', 'pw', timeout=0.5)\n"
+             "try:\n"
+             "    ManagerClient('127.0.0.1', port, 'app', 'pw', timeout=0.5).version()\n"
+             "except ManagerError:\n"
+             "    pass\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
+                                           capture_output=True, text=True).stdout))
+    assert "stackha.checks.mysqlwire" in loaded
+    assert _held(loaded, ("pymysql", "configparser", "decimal")) == []

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from stackha.checks.probes import mysql_connect
+from stackha.lab.sqlclient import mysql_connect
 
 log = logging.getLogger(__name__)
 

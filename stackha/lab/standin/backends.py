@@ -21,7 +21,7 @@ from mysql_mimic.errors import MysqlError
 from mysql_mimic.results import ResultColumn, ResultSet
 from mysql_mimic.types import ColumnType
 
-from stackha.checks.probes import mysql_connect
+from stackha.lab.sqlclient import mysql_connect
 from stackha.lab.standin.config import Route, WriteHost
 from stackha.lab.standin.sql import ER_UNKNOWN, IN_TRANS, Ok, Outcome
 
