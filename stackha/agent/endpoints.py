@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from stackha.agent import metrics
 from stackha.model.status import NodeStatus
@@ -109,7 +109,7 @@ def parse_head(head: bytes) -> Request:
     counted and otherwise ignored (no body is ever read: GET and HEAD only)."""
     lines = head.split(b"\n")
     line = lines[0].rstrip(b"\r")
-    if len(lines) - 2 > MAX_HEADERS:  # the request line and the blank line are no headers
+    if sum(1 for header in lines[1:] if header.strip()) > MAX_HEADERS:
         raise RequestError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers")
     try:
         words = line.decode("ascii").split()
@@ -122,7 +122,7 @@ def parse_head(head: bytes) -> Request:
         raise RequestError(HTTPStatus.REQUEST_URI_TOO_LONG, "path too long")
     if not version.startswith("HTTP/"):
         raise RequestError(HTTPStatus.BAD_REQUEST, f"bad version {version[:20]!r}")
-    if version not in ("HTTP/1.0", "HTTP/1.1"):
+    if not (version.startswith("HTTP/1.") and version[7:].isdigit()):  # 1.x reads as 1.1
         raise RequestError(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"version {version[:20]!r}")
     if method not in ("GET", "HEAD"):
         raise RequestError(HTTPStatus.NOT_IMPLEMENTED, f"method {method[:20]!r}")
@@ -154,7 +154,8 @@ def read_head(sock: socket.socket, timeout: float) -> bytes:
 
 
 def _head_end(head: bytes) -> int:
-    ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (at := head.find(mark)) >= 0]
+    ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n", b"\n\r\n")
+            if (at := head.find(mark)) >= 0]
     return min(ends) if ends else 0
 
 
@@ -171,7 +172,8 @@ def response(code: int, payload: bytes, head: bool = False,
 def answer(request: Request, view: Callable[[], NodeView]) -> bytes:
     """The answer to a well-formed request; ``view`` is asked only where the answer needs it."""
     head = request.method == "HEAD"
-    path = urlsplit(request.path).path.rstrip("/") or "/"
+    # Only the path is routed: no urlsplit, which raises on a target like "http://[::1/x".
+    path = request.path.partition("?")[0].partition("#")[0].rstrip("/") or "/"
     if path == "/metrics":
         return response(HTTPStatus.OK, metrics.render(), head, metrics.CONTENT_TYPE)
     if path == "/health":
@@ -193,12 +195,15 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         sock, client = self.request, self.client_address[0]
+        head = b""
         try:
-            request = parse_head(read_head(sock, REQUEST_TIMEOUT))
+            head = read_head(sock, REQUEST_TIMEOUT)
+            request = parse_head(head)
         except RequestError as exc:
             log.debug("event=endpoint_refused client=%s code=%d reason=%r", client,
                       exc.code, str(exc))
-            self._send(response(exc.code, json.dumps({"error": str(exc)}).encode() + b"\n"))
+            self._send(response(exc.code, json.dumps({"error": str(exc)}).encode() + b"\n",
+                                head=head.startswith(b"HEAD ")))
             return
         except (OSError, EOFError) as exc:  # silent, slow or gone: nothing to answer
             log.debug("event=endpoint_abandoned client=%s reason=%r", client, str(exc))

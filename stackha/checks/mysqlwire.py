@@ -9,11 +9,13 @@ budget on every MyCat and director node (VmRSS with and without, bench lab-idle)
 and a query that MyCat 1.6 answers in the one plugin this speaks. No TLS (MyCat 1.6 has none),
 no prepared statements, no multi-statement results, no compression.
 
-Everything the server sends is untrusted: every packet is bounded (``MAX_PACKET``), every
-count is checked against what is left, and the whole exchange keeps one deadline, so a
-server that drips bytes or streams rows forever costs the caller ``timeout`` and no more.
-Errors are ``MysqlError`` with the server's code, or a client code as the C client numbers
-them: 2003 before the login ended, 2013 after (the command was sent, no answer came).
+Everything the server sends is untrusted: every packet is bounded (``MAX_PACKET``), so is a
+whole answer (``MAX_RESULT``), every count is checked against what is left, and a
+connection keeps one deadline from its connect on, so a server that drips bytes or streams
+rows forever costs the caller ``timeout`` and no more. Errors are ``MysqlError``:
+``from_server`` with the server's own code and words, or else a client code as the C client
+numbers them, 2003 before the login ended, 2013 after (the command was sent, no answer
+came).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ CANNOT_CONNECT = 2003  # CR_CONN_HOST_ERROR: no connection, or the login did not
 SERVER_LOST = 2013  # CR_SERVER_LOST: connected and logged in, then the answer broke off
 
 MAX_PACKET = 1 << 20  # a manager answer is a few KiB; a 16 MiB continuation is no answer
+MAX_RESULT = 1 << 20  # all of one answer's packets: rows without end must not fill memory
 # The greeting is one packet; the longest seen (MySQL 8 with a long version string and the
 # caching_sha2 plugin name) is under 120 bytes. Anything claiming more is not a greeting.
 GREETING_MAX = 1024
@@ -49,12 +52,14 @@ Value = str | int | float | None
 
 
 class MysqlError(Exception):
-    """``code`` is the server's error number, or CANNOT_CONNECT / SERVER_LOST."""
+    """``code`` is the server's error number (``from_server``), or CANNOT_CONNECT /
+    SERVER_LOST: a server may send any number, 2013 included."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, from_server: bool = False) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.from_server = from_server
 
     def __str__(self) -> str:
         return f"({self.code}) {self.message}"
@@ -152,7 +157,7 @@ def _server_error(payload: bytes) -> MysqlError:
     text = payload[3:]
     if text[:1] == b"#":
         text = text[6:]  # '#' and the five-character SQLSTATE
-    return MysqlError(code, text.decode("utf-8", "replace"))
+    return MysqlError(code, text.decode("utf-8", "replace"), from_server=True)
 
 
 def _is_eof(payload: bytes) -> bool:
@@ -226,27 +231,31 @@ def _typed(raw: bytes, kind: int) -> Value:
 class Connection:
     """One logged-in connection; ``query`` as often as needed, then ``close``."""
 
-    def __init__(self, sock: socket.socket, where: str, timeout: float) -> None:
-        self._sock, self._where, self._timeout = sock, where, timeout
-        self._deadline = 0.0
+    def __init__(self, sock: socket.socket, where: str, deadline: float) -> None:
+        self._sock, self._where, self._deadline = sock, where, deadline
         self._sequence = 0
+        self._budget = MAX_RESULT
         self.server_version = ""
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float) -> Connection:
-        """A TCP connection, not logged in; MysqlError CANNOT_CONNECT otherwise."""
+        """A TCP connection, not logged in, whose connect, login and queries all end within
+        ``timeout`` of now; MysqlError CANNOT_CONNECT otherwise."""
         where = f"{host}:{port}"
+        deadline = time.monotonic() + timeout
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
+        except (OSError, ValueError, OverflowError) as exc:  # a bad name or port too
             raise MysqlError(CANNOT_CONNECT, f"cannot connect to {where}: "
-                                             f"{exc.strerror or exc}") from None
-        return cls(sock, where, timeout)
+                                             f"{getattr(exc, 'strerror', None) or exc}"
+                             ) from None
+        return cls(sock, where, deadline)
 
     @classmethod
     def open(cls, host: str, port: int, user: str, password: str,
              database: str | None = None, timeout: float = 1.0) -> Connection:
-        """Connect and log in within ``timeout``; MysqlError otherwise."""
+        """Connect and log in; MysqlError otherwise. ``timeout`` covers the connect, the
+        login and every query after it."""
         connection = cls.connect(host, port, timeout)
         try:
             connection._login(user, password, database)
@@ -256,8 +265,7 @@ class Connection:
         return connection
 
     def greeting(self) -> Greeting:
-        """The server's greeting, read within the timeout (a connection's first packet)."""
-        self._deadline = time.monotonic() + self._timeout
+        """The server's greeting (a connection's first packet)."""
         try:
             return parse_greeting(self._read(GREETING_MAX))
         except (_Malformed, OSError, EOFError) as exc:
@@ -289,8 +297,7 @@ class Connection:
                                              f"{answer[:8].hex()}, not OK")
 
     def query(self, sql: str) -> Result:
-        """Send ``sql`` and read its whole answer within the timeout."""
-        self._deadline = time.monotonic() + self._timeout
+        """Send ``sql`` and read its whole answer, by the connection's deadline."""
         self._sequence = 0
         try:
             self._write(bytes([_COM_QUERY]) + sql.encode("utf-8"))
@@ -310,13 +317,14 @@ class Connection:
         count = _Reader(first).integer()
         if not count or count > MAX_COLUMNS:
             raise _Malformed(f"column count {count}")
-        columns = [parse_column(self._read()) for _ in range(count)]
-        if not _is_eof(self._read()):
+        self._budget = MAX_RESULT - len(first)
+        columns = [parse_column(self._read_answer()) for _ in range(count)]
+        if not _is_eof(self._read_answer()):
             raise _Malformed("no EOF after the column definitions")
         types = tuple(kind for _, kind in columns)
         rows = []
         while True:
-            payload = self._read()
+            payload = self._read_answer()
             if _is_eof(payload):
                 break
             if payload[:1] == b"\xff":
@@ -325,13 +333,12 @@ class Connection:
         return Result(tuple(name for name, _ in columns), tuple(rows))
 
     def close(self, goodbye: bool = True) -> None:
-        """COM_QUIT (unless not logged in) if the socket still takes it, then close; never
-        raises."""
+        """COM_QUIT (unless not logged in) if the socket takes it before the deadline, then
+        close; never raises."""
         if not goodbye:
             self._sock.close()
             return
         try:
-            self._deadline = time.monotonic() + min(self._timeout, 0.5)
             self._sequence = 0
             self._write(bytes([_COM_QUIT]))
         except OSError:
@@ -357,15 +364,22 @@ class Connection:
             raise _Malformed("empty packet")
         return payload
 
+    def _read_answer(self) -> bytes:
+        payload = self._read()
+        self._budget -= len(payload)
+        if self._budget < 0:
+            raise _Malformed(f"answer over {MAX_RESULT} bytes")
+        return payload
+
     def _exactly(self, count: int) -> bytes:
-        data = b""
+        data = bytearray()
         while len(data) < count:
             self._sock.settimeout(self._left())
-            chunk = self._sock.recv(count - len(data))
+            chunk = self._sock.recv(min(count - len(data), 65536))
             if not chunk:
                 raise EOFError(f"closed after {len(data)} of {count} bytes")
             data += chunk
-        return data
+        return bytes(data)
 
     def _left(self) -> float:
         left = self._deadline - time.monotonic()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import urllib.parse
 
-from stackha.checks.mysqlwire import CANNOT_CONNECT, Connection, MysqlError
+from stackha.checks.mysqlwire import Connection, MysqlError
 
 
 def check_http(url: str, timeout: float = 1.0) -> str | None:
@@ -78,7 +78,7 @@ def check_mysql_greeting(host: str, port: int, timeout: float = 1.0) -> str | No
     try:
         connection.greeting()
     except MysqlError as exc:
-        if exc.code < CANNOT_CONNECT:  # the server's own error number
+        if exc.from_server:
             return f"{host}:{port}: server refused: {exc.code} {exc.message}"
         return exc.message
     finally:

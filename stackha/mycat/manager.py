@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from stackha.checks.mysqlwire import CANNOT_CONNECT, SERVER_LOST, Connection, MysqlError
+from stackha.checks.mysqlwire import Connection, MysqlError
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -65,13 +65,13 @@ class ManagerClient:
             conn = Connection.open(self.host, self.port, self.user, self.password,
                                    timeout=self.timeout)
         except MysqlError as exc:
-            if exc.code == CANNOT_CONNECT:
+            if not exc.from_server:
                 raise ManagerUnavailable(f"{command}: {exc.message}", exc.code) from exc
             raise ManagerError(exc.message, exc.code) from exc  # the server refused the login
         try:
             return conn.query(command).dicts()
         except MysqlError as exc:
-            if exc.code == SERVER_LOST:
+            if not exc.from_server:
                 raise ManagerNoAnswer(f"{command}: no answer within {self.timeout:g} s "
                                       f"({exc.message})", exc.code) from exc
             raise ManagerError(exc.message, exc.code) from exc

@@ -190,3 +190,16 @@ def test_a_client_that_drips_its_request_is_let_go_at_the_deadline(server, monke
                 break
     assert closed
     assert _get(server, "/health")[0] == 200
+
+
+def test_odd_but_harmless_requests_get_a_4xx_or_an_answer_never_a_500(server):
+    assert _raw(server, b"GET http://[::1/health HTTP/1.0\r\n\r\n").split(b" ")[1] == b"404"
+    assert _raw(server, b"GET /health HTTP/1.2\r\n\r\n").split(b" ")[1] == b"200"
+    assert _raw(server, b"GET /health HTTP/1.0\n\r\n").split(b" ")[1] == b"200"
+    refused = _raw(server, b"HEAD /health HTTP/2.0\r\n\r\n")
+    assert refused.startswith(b"HTTP/1.0 505") and refused.endswith(b"\r\n\r\n")  # no body
+
+
+def test_exactly_the_header_limit_is_accepted():
+    head = b"GET /health HTTP/1.0\r\n" + b"X: y\r\n" * endpoints.MAX_HEADERS + b"\r\n"
+    assert endpoints.parse_head(head).path == "/health"

@@ -141,7 +141,9 @@ def _logs_in(greeting: bytes, answer: bytes = OK_PACKET, expect_password: str = 
     return script
 
 
-def test_the_scramble_is_mysql_native_password_as_pymysql_computes_it():
+def test_the_scramble_is_mysql_native_passwords_over_the_passwords_utf8_bytes():
+    # pymysql's function is the oracle for the algorithm; pymysql.connect itself encodes a
+    # password as latin-1, this client as UTF-8 (the connection's charset, utf8).
     for password in ("pw", "pässwörd", "x" * 80):
         assert scramble(password, SALT) == _auth.scramble_native_password(
             password.encode(), SALT)
@@ -276,3 +278,60 @@ def test_a_packet_over_the_limit_is_refused_before_it_is_read(server, monkeypatc
     with pytest.raises(MysqlError) as failed:
         Connection.open("127.0.0.1", port, "app", "pw", timeout=1).query("show @@x")
     assert "over 64" in failed.value.message
+
+
+def _endless(row: bytes) -> Script:
+    def script(sock: socket.socket, received: list[bytes]) -> None:
+        sock.sendall(_packet(0, _greeting_mycat16()))
+        _read_packet(sock)
+        sock.sendall(_packet(2, OK_PACKET))
+        _read_packet(sock)
+        sock.sendall(_packet(1, b"\x01") + _packet(2, _column("a", 0xFD)) + _packet(3, EOF_PACKET))
+        seq = 4
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            sock.sendall(_packet(seq, row))
+            seq += 1
+    return script
+
+
+def test_an_endless_result_is_cut_at_the_byte_budget_not_held_in_memory(server):
+    # 1 MB rows without end: before the budget the client held 1.3 GiB after its 1 s.
+    row = b"\xfd" + (1_000_000).to_bytes(3, "little") + b"x" * 1_000_000
+    port = server(_endless(row))
+    with pytest.raises(MysqlError) as failed:
+        Connection.open("127.0.0.1", port, "app", "pw", timeout=5).query("show @@x")
+    assert failed.value.code == SERVER_LOST and "answer over" in failed.value.message
+
+
+def test_one_deadline_covers_the_login_and_the_query(server):
+    def slow(sock: socket.socket, received: list[bytes]) -> None:
+        time.sleep(0.6)
+        sock.sendall(_packet(0, _greeting_mycat16()))
+        _read_packet(sock)
+        sock.sendall(_packet(2, OK_PACKET))
+        _read_packet(sock)
+        time.sleep(0.6)
+        sock.sendall(_result_set([("1", 0x08)], [[b"1"]]))
+
+    port = server(slow)
+    started = time.monotonic()
+    reason = check_mysql("127.0.0.1", port, "app", "pw", timeout=1.0)
+    assert reason is not None and "timed out" in reason  # each phase alone was in time
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_server_error_numbered_like_a_client_code_stays_the_servers(server):
+    def script(sock: socket.socket, received: list[bytes]) -> None:
+        sock.sendall(_packet(0, _greeting_mycat16()))
+        _read_packet(sock)
+        sock.sendall(_packet(2, OK_PACKET))
+        _read_packet(sock)
+        sock.sendall(_packet(1, b"\xff\xdd\x07#HY000Unknown command"))  # server error 2013
+        _read_packet(sock)
+
+    port = server(script)
+    with pytest.raises(ManagerError) as failed:
+        ManagerClient("127.0.0.1", port, "app", "pw", timeout=2).version()
+    assert not isinstance(failed.value, ManagerUnavailable)
+    assert failed.value.message == "Unknown command" and failed.value.code == 2013
