@@ -74,15 +74,26 @@ def status() -> dict:
     return json.loads(stackha("status", "--json", "--containers").stdout)
 
 
-def lab_ready() -> bool:
+class NotReady(str):
+    """Falsy, and says which nodes are not ready: a timed-out wait prints it."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def lab_ready() -> bool | NotReady:
     try:
         doc = status()
-    except (AssertionError, json.JSONDecodeError):
-        return False
+    except (AssertionError, json.JSONDecodeError) as exc:
+        return NotReady(f"no status: {exc}")
     current = doc["current_version"]
-    return current is not None and all(
-        n["reporting"] and n["applied_version"] == current
-        and all(v == "ok" for v in n["health"].values()) for n in doc["nodes"])
+    if current is None:
+        return NotReady("no current version")
+    behind = [f"{n['node']}: reporting={n['reporting']} applied={n['applied_version']} "
+              f"health={n['health']} error={n.get('last_error')}" for n in doc["nodes"]
+              if not (n["reporting"] and n["applied_version"] == current
+                      and all(v == "ok" for v in n["health"].values()))]
+    return NotReady(f"current {current}; " + "; ".join(behind)) if behind else True
 
 
 def wait_until(what: str, check, timeout: float = 60, interval: float = 0.5):
