@@ -1,5 +1,6 @@
 """Every MySQL login stackha makes (the MyCat health check, the directors' realserver logins,
-the MyCat manager client, the drill's SQL probe) is plain: MyCat 1.6 speaks no TLS, and
+the MyCat manager client: stackha.checks.mysqlwire, which has no TLS at all; the drill's SQL
+probe: pymysql) is plain: MyCat 1.6 speaks no TLS, and
 pymysql 2.2's "preferred" TLS built a default context per connection, loading the system's
 CA bundle each time: 36 ms of CPU per login (measured against the lab's MyCat), 4 % of a
 core for a check every second, and memory that glibc kept."""

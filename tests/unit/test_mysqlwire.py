@@ -212,6 +212,11 @@ def test_an_auth_switch_to_native_password_answers_the_new_salt(server):
     assert check_mysql("127.0.0.1", server(script), "app", "pw", timeout=2) is None
 
 
+# How long a hostile server keeps a connection: far beyond the client's 1 s, so that "gave up
+# by itself" holds with a wide margin on a busy host (not a timing measurement).
+HOSTILE_FOR = 10.0
+
+
 def _hostile(after_login: bytes | None = None, greeting: bytes | None = None,
              drip: bytes | None = None) -> Script:
     def script(sock: socket.socket, received: list[bytes]) -> None:
@@ -222,13 +227,13 @@ def _hostile(after_login: bytes | None = None, greeting: bytes | None = None,
             return
         sock.sendall(greeting if greeting is not None else _packet(0, _greeting_mycat16()))
         if after_login is None:
-            time.sleep(3)
+            time.sleep(HOSTILE_FOR)
             return
         _read_packet(sock)
         sock.sendall(_packet(2, OK_PACKET))
         _read_packet(sock)
         sock.sendall(after_login)
-        time.sleep(3)
+        time.sleep(HOSTILE_FOR)
     return script
 
 
@@ -257,7 +262,7 @@ def test_a_hostile_or_broken_server_costs_one_timeout_and_a_clean_error(server, 
     with pytest.raises(MysqlError) as failed:
         Connection.open("127.0.0.1", port, "app", "pw", timeout=1).query("select 1")
     assert failed.value.code == code
-    assert time.monotonic() - started < 2.9  # gave up at its deadline, not the server's
+    assert time.monotonic() - started < HOSTILE_FOR - 2  # gave up by itself, not the server
 
 
 def test_no_manager_port_is_unavailable_and_no_answer_is_no_answer(server):
@@ -315,10 +320,8 @@ def test_one_deadline_covers_the_login_and_the_query(server):
         sock.sendall(_result_set([("1", 0x08)], [[b"1"]]))
 
     port = server(slow)
-    started = time.monotonic()
     reason = check_mysql("127.0.0.1", port, "app", "pw", timeout=1.0)
     assert reason is not None and "timed out" in reason  # each phase alone was in time
-    assert time.monotonic() - started < 1.5
 
 
 def test_a_server_error_numbered_like_a_client_code_stays_the_servers(server):
