@@ -83,6 +83,7 @@ from stackha.model.control import (
     preferred_value,
     switchover_track,
 )
+from stackha.model.retry import RETRY_DELAYS, RetryPlan, plan_retry
 from stackha.model.rollout import gate
 from stackha.model.spec import HealthCheck, MycatSpec, StackSpec, parse_spec
 from stackha.model.status import NodeStatus
@@ -188,6 +189,8 @@ class Agent:
         self._vrrp_started = False
         self._members_by_vrid: dict[int, set[Any]] = {}
         self._pending: PendingVersion | None = None
+        # A version that failed for a passing reason (stackha.model.retry), tried again then.
+        self._retry: RetryPlan | None = None
         self._applying: ConfigVersion | None = None
         # VRRP states as keepalived's notify FIFO delivers them, for the status written while
         # the event loop applies a version (one writer thread, whole-value assignments).
@@ -492,6 +495,8 @@ class Agent:
                     self._advance_rollout()
                 if self._drain_since is not None:
                     self._update_drain()
+                if self._retry is not None and time.monotonic() >= self._retry.due:
+                    self._try_again()
                 if time.monotonic() >= next_beat:
                     try:
                         self._heartbeat()
@@ -555,6 +560,14 @@ class Agent:
             log.warning("event=resync_failed reason=%r", str(exc))
             return
         self._on_current(number)
+
+    def _try_again(self) -> None:
+        plan = self._retry
+        if plan is None or self.zk_state != ConnectionState.CONNECTED:
+            return  # the resync after CONNECTED tries it (nothing in rejected holds it back)
+        self._retry = replace(plan, due=float("inf"))  # its attempt count stays for the next
+        log.info("event=apply_retry version=%d attempt=%d", plan.number, plan.attempt)
+        self._resync()
 
     # applying -----------------------------------------------------------------------------
     def _on_current(self, number: int | None) -> None:
@@ -898,6 +911,7 @@ class Agent:
                        vrrp_problem)
             return False
         self.applied = version
+        self._retry = None
         self._save_last_good(version)
         for resource in self._all_resources():
             resource.commit()
@@ -1058,11 +1072,26 @@ class Agent:
 
     def _fail(self, number: int, stage: str, reason: str,
               result: ApplyResult | None = None) -> None:
-        self.rejected.add(number)
-        self._save_rejected()
         # One line whatever the version holds: a name may carry a newline.
         reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
         what = "rolled_back" if result and result.rolled_back else "rejected"
+        plan = plan_retry(number, self._retry, time.monotonic()) \
+            if result is not None and result.retryable else None
+        self._retry = plan
+        if plan is not None:
+            # Not refused: the node stays on its applied version and reports why, in words
+            # that do not make `stackha up` or a waiting canary follower give up on it.
+            log.warning("event=apply_retry_planned version=%d attempt=%d of=%d in=%g stage=%s "
+                        "reason=%r", number, plan.attempt, len(RETRY_DELAYS), plan.delay,
+                        stage, reason)
+            metrics.APPLY_FAILURES.labels(reason=stage).inc()
+            self.status = replace(self.status, last_error=(
+                f"retrying version {number} in {plan.delay:g} s (try {plan.attempt + 1} of "
+                f"{len(RETRY_DELAYS) + 1}): {what.replace('_', ' ')} at {stage}: {reason}"),
+                last_error_time=_now())
+            return
+        self.rejected.add(number)
+        self._save_rejected()
         log.warning("event=%s version=%d stage=%s reason=%r", what, number, stage, reason)
         metrics.APPLY_FAILURES.labels(reason=stage).inc()
         self.status = replace(self.status, rejected_version=number,

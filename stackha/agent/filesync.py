@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 from stackha.model.bundle import file_mode, path_conflicts, unsafe_path_reason
 from stackha.model.environment import child_environment
+from stackha.model.retry import Retryable
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,9 @@ class ApplyResult:
     reload_seconds: float = 0.0
     rolled_back: bool = False
     rollback_problem: str = ""  # why the rollback itself did not complete, if it did not
+    # The reason names a passing condition of the service (stackha.model.retry.Retryable):
+    # the version may be tried again later.
+    retryable: bool = False
 
 
 # previous states ------------------------------------------------------------------------
@@ -647,11 +651,13 @@ class FileSync:
             self._clear_journal()
             log.warning("event=apply_refused resource=%s stage=%s reason=%r", self.name,
                         stage, reason)
-            return ApplyResult(changed=False, ok=False, stage=stage, reason=reason)
+            return ApplyResult(changed=False, ok=False, stage=stage, reason=reason,
+                               retryable=isinstance(reason, Retryable))
         log.warning("event=rollback resource=%s stage=%s reason=%r", self.name, stage, reason)
         problem = self._restore(tree, journal, after_timeout="timed out" in reason)
         return ApplyResult(changed=True, ok=False, stage=stage, reason=reason,
-                           reload_seconds=elapsed, rolled_back=True, rollback_problem=problem)
+                           reload_seconds=elapsed, rolled_back=True, rollback_problem=problem,
+                           retryable=isinstance(reason, Retryable))
 
     def _restore(self, tree: _Tree, journal: Journal, after_timeout: bool = False) -> str:
         """Put the journal's previous set back and reload; the journal goes only once that

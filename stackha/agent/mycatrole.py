@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stackha.checks.probes import check_mysql, check_tcp
+from stackha.model.retry import Retryable, retryable
 from stackha.mycat.manager import (
     ManagerClient,
     ManagerError,
@@ -190,8 +191,12 @@ class ManagerReload:
             return failed
         differs = self.check_running()
         if differs is not None and self._unanswered is not None:
-            # MyCat's own reason: it never answered the reload and kept what it had.
-            return f"{self._unanswered}; {differs}"
+            # MyCat's own reason: it never answered the reload and kept what it had. For
+            # config_all that is MyCat 1.6's word for a new backend that does not answer (a
+            # fault of the files); a plain `reload @@config` checks no backend, so a MyCat
+            # that left it unanswered was busy (a restarted one in ZooKeeper mode, in CI).
+            reason = f"{self._unanswered}; {differs}"
+            return Retryable(reason) if self.kind == "config" else retryable(differs, reason)
         return differs
 
     def _running(self) -> bool:
@@ -229,7 +234,7 @@ class ManagerReload:
                         attempts, reason)
             if attempt < attempts:
                 time.sleep(self.settings.verify_wait)
-        return f"after reload @@{self.kind or 'config'}: {reason}"
+        return retryable(reason or "", f"after reload @@{self.kind or 'config'}: {reason}")
 
     def _reload(self) -> str | None:
         try:
@@ -245,12 +250,13 @@ class ManagerReload:
             self._unanswered = f"reload @@{self.kind} on {self.settings.host}:" \
                                f"{self.settings.port}: {exc.message}"
             if self.expected is None or not self.settings.verify:
-                return self._unanswered
+                return Retryable(self._unanswered) if self.kind == "config" else self._unanswered
             return None
         except ManagerUnavailable as exc:
             if self.start is None:
-                return f"reload @@{self.kind} on {self.settings.host}:{self.settings.port}: " \
-                       f"{exc.message}"
+                # Down or not answering, with nothing to start it: tried again later.
+                return Retryable(f"reload @@{self.kind} on {self.settings.host}:"
+                                 f"{self.settings.port}: {exc.message}")
             log.info("event=mycat_not_running action=start reason=%r", exc.message)
             return self.start()
         except ManagerError as exc:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackha.model.retry import Retryable
 from stackha.mycat.manager import ManagerClient, ManagerError, ManagerUnavailable
 from stackha.mycat.validate.model import MycatModel
 
@@ -90,6 +91,10 @@ def verify(client: Client, expected: Expected, admin: str) -> str | None:
         problems = compare(expected, manager.databases(), manager.datasource(),
                            [row for schema in sorted(expected.schemas)
                             for row in manager.datanodes(schema)])
+    except ManagerUnavailable as exc:
+        # Not an answer: MyCat could not be asked (still starting, or busy), not "it runs
+        # something else".
+        return Retryable(f"MyCat did not say what it runs: {exc.message}")
     except ManagerError as exc:
         return f"MyCat did not say what it runs: {exc.message}"
     for user, password in sorted(expected.passwords.items()):

@@ -361,7 +361,7 @@ CASES = [
     pytest.param(SERVER, [("<system>", "<quarantine/><system>")],
                  ("line 6: quarantine", "replaced by <firewall>"), id="server-quarantine"),
     pytest.param(SERVER, [("</mycat:server>", "<mycat><x/></mycat></mycat:server>")],
-                 ("line 30: mycat", "unknown element <mycat>", "allowed: system, firewall"),
+                 ("line 34: mycat", "unknown element <mycat>", "allowed: system, firewall"),
                  id="server-unknown-child"),
     pytest.param(SERVER, [("</mycat:server>", "<system/></mycat:server>")],
                  ("system", "<system> must come before <user>"), id="server-order"),
@@ -375,7 +375,7 @@ CASES = [
                  ("user[name=report]", "unknown attribute 'class'"),
                  id="user-unknown-attribute"),
     pytest.param(SERVER, [(APP, "<user>")],
-                 ("line 17: user", "missing required attribute 'name'"),
+                 ("line 21: user", "missing required attribute 'name'"),
                  id="user-name-required"),
     pytest.param(SERVER, [(APP, '<user name="app">\n<property>x</property>')],
                  ("user[name=app]/property", "missing required attribute 'name'"),
@@ -710,7 +710,7 @@ def test_dtd_reference_is_not_fetched():
 def test_undeclared_entity_is_an_error():
     files = mutated(SERVER, [("app_pw", "app&pw;")])
     _, problems = validate_mycat(files)
-    assert find(problems, SERVER, ("line 18", "undeclared entity '&pw;'"))
+    assert find(problems, SERVER, ("line 22", "undeclared entity '&pw;'"))
 
 
 def test_internal_subset_is_refused():
@@ -735,6 +735,22 @@ def test_sequence_handler_without_its_file_is_a_warning():
     assert not errors(problems)
     assert [p.reason for p in warnings(problems)] == [
         "sequnceHandlerType 0 reads sequence_conf.properties, which is missing"]
+
+
+@pytest.mark.parametrize("edit", [
+    ('<property name="useGlobleTableCheck">0</property>', ""),  # MyCat's default: on
+    ('<property name="useGlobleTableCheck">0</property>',
+     '<property name="useGlobleTableCheck">1</property>'),
+])
+def test_the_global_table_check_left_on_is_a_warning_naming_the_stalled_reload(edit):
+    _, problems = validate_mycat(mutated(SERVER, [edit]))
+    assert not errors(problems)
+    assert [p.reason for p in warnings(problems)] == [
+        "useGlobleTableCheck is on (MyCat's default): every DDL on a global table holds one "
+        "of MyCat's business threads for ten minutes, and reload @@config waits behind them; "
+        "set it to 0"]
+    _, problems = validate_mycat(example_files())
+    assert not warnings(problems)
 
 
 # ----------------------------------------------------------------------------------------------

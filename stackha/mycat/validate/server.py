@@ -122,6 +122,14 @@ def _check_system(system: Element, files: Mapping[str, bytes], prefix: str,
     if len(ports) == 2 and ports["serverPort"] == ports["managerPort"]:
         report.error(property_element(system, "managerPort"),
                      "managerPort equals serverPort: MyCat cannot bind both")
+    if java_int(values.get("useGlobleTableCheck", "1")) != 0:
+        # Measured on the real 1.6.6.1 (tests/integration/test_mycat_real.py): with the check
+        # on, each DDL on a global table queues a task that sleeps ten minutes on the business
+        # executor (4 threads on 2 CPUs), which `reload @@config` also runs on.
+        report.warning(property_element(system, "useGlobleTableCheck"),
+                       "useGlobleTableCheck is on (MyCat's default): every DDL on a global "
+                       "table holds one of MyCat's business threads for ten minutes, and "
+                       "reload @@config waits behind them; set it to 0")
     if values.get("sequnceHandlerType", "").strip() == "0" and (
             prefix + SEQUENCE_PROPERTIES) not in files:
         report.warning(property_element(system, "sequnceHandlerType"),

@@ -1,0 +1,85 @@
+"""Which failures are tried again, and when (stackha.model.retry), and where the MyCat side
+marks its reasons so."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from stackha.agent.filesync import CommandReload, FileSync
+from stackha.model.retry import RETRY_DELAYS, Retryable, plan_retry, retryable
+from stackha.mycat.manager import ManagerError, ManagerUnavailable
+from stackha.mycat.running import Expected, verify
+from stackha.mycat.validate import validate_mycat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tries_double_apart_and_end():
+    plans = []
+    previous = None
+    while (plan := plan_retry(7, previous, now=100.0)) is not None:
+        plans.append(plan)
+        previous = plan
+    assert [p.attempt for p in plans] == list(range(1, len(RETRY_DELAYS) + 1))
+    assert [p.delay for p in plans] == list(RETRY_DELAYS)
+    assert all(b == 2 * a for a, b in pairwise(RETRY_DELAYS))
+    assert plans[0].due == 105.0
+    assert plan_retry(7, plans[-1], now=0.0) is None
+
+
+def test_another_version_starts_its_own_count():
+    used_up = plan_retry(7, None, now=0.0, delays=(1.0,))
+    assert plan_retry(7, used_up, now=0.0, delays=(1.0,)) is None
+    fresh = plan_retry(8, used_up, now=0.0, delays=(1.0,))
+    assert fresh is not None and fresh.number == 8 and fresh.attempt == 1
+
+
+def test_a_retryable_reason_is_a_string_and_keeps_its_kind_when_reworded():
+    reason = Retryable("no greeting")
+    assert reason == "no greeting" and f"x: {reason}" == "x: no greeting"
+    assert isinstance(retryable(reason, "after reload: no greeting"), Retryable)
+    assert not isinstance(retryable("refused", "after reload: refused"), Retryable)
+    # Formatting into a longer text drops the mark: only the deciding code passes it on.
+    assert not isinstance(f"{reason}", Retryable)
+
+
+def _expected() -> Expected:
+    files = {f"mycat/{p.name}": p.read_bytes() for p in (ROOT / "configs/mycat").iterdir()}
+    model, _ = validate_mycat(files)
+    assert model is not None
+    return Expected.of(model)
+
+
+class _Manager:
+    def __init__(self, error: ManagerError) -> None:
+        self.error = error
+
+    def databases(self):
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "tried_again"), [
+    (ManagerUnavailable("127.0.0.1:9066: not a MySQL greeting: timed out"), True),
+    (ManagerError("Access denied for user 'report'", code=1045), False),
+])
+def test_mycat_that_cannot_be_asked_is_retryable_one_that_refuses_is_not(error, tried_again):
+    reason = verify(lambda user, password: _Manager(error), _expected(), "report")
+    assert reason is not None and error.message in reason
+    assert isinstance(reason, Retryable) is tried_again
+
+
+def _sync(tmp_path: Path, reload) -> FileSync:
+    return FileSync(name="svc", target=tmp_path / "target", reload=reload)
+
+
+def test_filesync_says_a_failure_is_retryable_only_when_the_reload_said_so(tmp_path: Path):
+    (tmp_path / "target").mkdir()
+    answers = iter([Retryable("not answering"), None])
+    result = _sync(tmp_path, lambda: next(answers)).apply({"a.conf": b"one\n"})
+    assert not result.ok and result.rolled_back and result.retryable
+    assert result.reason == "not answering"
+    refused = _sync(tmp_path, CommandReload(["false"])).apply({"a.conf": b"two\n"})
+    assert not refused.ok and not refused.retryable
