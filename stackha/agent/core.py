@@ -488,6 +488,8 @@ class Agent:
             now = time.monotonic()
             deadline = next_beat if self._pending is None and self._drain_since is None \
                 else min(next_beat, now + self.settings.rollout_poll)
+            if self._retry is not None:
+                deadline = min(deadline, self._retry.due)
             try:
                 kind, payload = self.events.get(timeout=max(0.0, deadline - now))
             except queue.Empty:
@@ -565,15 +567,20 @@ class Agent:
         plan = self._retry
         if plan is None or self.zk_state != ConnectionState.CONNECTED:
             return  # the resync after CONNECTED tries it (nothing in rejected holds it back)
-        self._retry = replace(plan, due=float("inf"))  # its attempt count stays for the next
         log.info("event=apply_retry version=%d attempt=%d", plan.number, plan.attempt)
         self._resync()
+        if self._retry is plan:
+            # Neither applied nor failed again (the store did not answer, a canary still
+            # holds it): the same try, one delay later.
+            self._retry = replace(plan, due=time.monotonic() + plan.delay)
 
     # applying -----------------------------------------------------------------------------
     def _on_current(self, number: int | None) -> None:
         if number is None:
             return
         self.status = replace(self.status, seen_version=number)
+        if self._retry is not None and self._retry.number != number:
+            self._retry = None  # another version is current: the one waiting is not
         if self._pending is not None and self._pending.version.number == number:
             self._advance_rollout()
             return
@@ -583,6 +590,11 @@ class Agent:
             return
         if number in self.rejected:
             self._report()
+            return
+        retry = self._retry
+        if retry is not None and retry.number == number and time.monotonic() < retry.due:
+            # A reconnect's resync or a repeated watch event: not before its time, or a
+            # flapping session would spend every try within seconds.
             return
         if self.applied and number < self.applied.number:
             # Rollbacks are published as new, higher versions: a lower current is a mistake

@@ -176,6 +176,10 @@ class ApplyResult:
     retryable: bool = False
 
 
+# How a rollback's problem starts when the previous files could not all be put back.
+_FILES_NOT_RESTORED = "restoring files"
+
+
 # previous states ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class File:
@@ -657,7 +661,11 @@ class FileSync:
         problem = self._restore(tree, journal, after_timeout="timed out" in reason)
         return ApplyResult(changed=True, ok=False, stage=stage, reason=reason,
                            reload_seconds=elapsed, rolled_back=True, rollback_problem=problem,
-                           retryable=isinstance(reason, Retryable))
+                           # Files not put back: a retry could find them "unchanged" and
+                           # report the version applied with no reload. (A reload after the
+                           # rollback that goes unanswered too is the same passing condition.)
+                           retryable=isinstance(reason, Retryable)
+                           and not problem.startswith(_FILES_NOT_RESTORED))
 
     def _restore(self, tree: _Tree, journal: Journal, after_timeout: bool = False) -> str:
         """Put the journal's previous set back and reload; the journal goes only once that
@@ -684,7 +692,7 @@ class FileSync:
                 tree.sweep_temps(directory)
             tree.sync()
         except Exception as exc:
-            problem = f"restoring files: {describe(exc)}"
+            problem = f"{_FILES_NOT_RESTORED}: {describe(exc)}"
         again = self.run_reload(after_timeout=after_timeout)
         if again:
             log.error("event=rollback_reload_failed resource=%s reason=%r", self.name, again)

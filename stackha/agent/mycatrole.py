@@ -195,8 +195,9 @@ class ManagerReload:
             # config_all that is MyCat 1.6's word for a new backend that does not answer (a
             # fault of the files); a plain `reload @@config` checks no backend, so a MyCat
             # that left it unanswered was busy (a restarted one in ZooKeeper mode, in CI).
+            # (A manager port that stays silent after config_all is that same stall: not retried.)
             reason = f"{self._unanswered}; {differs}"
-            return Retryable(reason) if self.kind == "config" else retryable(differs, reason)
+            return Retryable(reason) if self.kind == "config" else reason
         return differs
 
     def _running(self) -> bool:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from stackha.agent import mycatrole
 from stackha.agent.filesync import CommandReload, FileSync
 from stackha.model.retry import RETRY_DELAYS, Retryable, plan_retry, retryable
-from stackha.mycat.manager import ManagerError, ManagerUnavailable
+from stackha.mycat.manager import ManagerError, ManagerNoAnswer, ManagerUnavailable
 from stackha.mycat.running import Expected, verify
 from stackha.mycat.validate import validate_mycat
 
@@ -83,3 +84,49 @@ def test_filesync_says_a_failure_is_retryable_only_when_the_reload_said_so(tmp_p
     assert result.reason == "not answering"
     refused = _sync(tmp_path, CommandReload(["false"])).apply({"a.conf": b"two\n"})
     assert not refused.ok and not refused.retryable
+
+
+def test_files_that_could_not_be_put_back_are_not_tried_again(tmp_path: Path, monkeypatch):
+    (tmp_path / "target").mkdir()
+    sync = _sync(tmp_path, lambda: Retryable("not answering"))
+    monkeypatch.setattr(sync, "_restore", lambda *a, **k: "restoring files: disk full")
+    result = sync.apply({"a.conf": b"one\n"})
+    assert not result.ok and result.rollback_problem and not result.retryable
+    monkeypatch.setattr(sync, "_restore",
+                        lambda *a, **k: "reload after rollback: not answering")
+    assert sync.apply({"a.conf": b"two\n"}).retryable
+
+
+class _SilentMycat:
+    """A MyCat manager port that takes logins and answers no command in time."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def _silent(self, *args, **kwargs):
+        raise ManagerNoAnswer("no answer within 5 s (127.0.0.1:9066: timed out)")
+
+    reload_config = reload_config_all = databases = version = _silent
+
+
+@pytest.mark.parametrize(("kind", "tried_again"), [("config", True), ("config_all", False)])
+def test_an_unanswered_full_reload_stays_a_refusal_even_when_mycat_stays_silent(
+        tmp_path: Path, monkeypatch, kind: str, tried_again: bool):
+    # config_all unanswered is MyCat 1.6's word for a new backend that does not answer; the
+    # show commands after it going unanswered too must not turn that into "busy".
+    monkeypatch.setattr(mycatrole, "ManagerClient", _SilentMycat)
+    reload = mycatrole.ManagerReload(
+        mycatrole.MycatManagerSettings(user="app", password_file=_password(tmp_path),
+                                       verify_attempts=1, verify_wait=0.0), tmp_path)
+    files = {p.name: p.read_bytes() for p in (ROOT / "configs/mycat").iterdir()}
+    reload.prepare({k: v for k, v in files.items() if k != "myid.properties"})
+    reload.kind = kind
+    reason = reload()
+    assert reason is not None and "no answer" in reason
+    assert isinstance(reason, Retryable) is tried_again
+
+
+def _password(tmp_path: Path) -> Path:
+    path = tmp_path / "manager.pw"
+    path.write_text("app_pw\n")
+    return path
