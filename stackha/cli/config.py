@@ -74,6 +74,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     else:
         emit(published_line(result.number, f"(previous {result.previous or 'none'})",
                             result.canaries))
+    if result.restart_needed:
+        emit(f"note: MyCat reads server.xml <system> ({', '.join(result.restart_needed)}) only "
+             "when it starts: restart the MyCat nodes, one at a time, for it to take effect")
     return EXIT_OK
 
 

@@ -28,6 +28,7 @@ from stackha.model.bundle import (
 from stackha.model.problems import Problem, errors
 from stackha.model.rollout import choose_canaries
 from stackha.model.spec import StackSpec, parse_spec
+from stackha.mycat.manager import system_changes
 from stackha.store.base import ConcurrentChange, ConfigStore, StoreError, VersionUnreadable
 from stackha.store.mycatzk import MycatLayoutWrite, layout_write_for
 from stackha.trust.signing import PARTS, SigningKey, TrustedKeys, sign_parts, verify_parts
@@ -92,6 +93,8 @@ class PushResult:
     canaries: Mapping[str, str] = field(default_factory=dict)
     # What was found broken in the store and published over, one line each.
     damage: tuple[str, ...] = ()
+    # server.xml <system> properties this version changes: MyCat takes them at its next start.
+    restart_needed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ def _republish_problems(bundle: Bundle) -> list[Problem]:
     if SPEC_FILE in bundle.files:
         problems += parse_spec(bundle.text(SPEC_FILE), SPEC_FILE)[1]
     return problems
+
+
+def _contents(bundle: Bundle) -> dict[str, bytes]:
+    return {path: file.content for path, file in bundle.files.items()}
 
 
 def _spec_in(bundle: Bundle) -> StackSpec | None:
@@ -215,15 +222,19 @@ class Coordinator:
                 return PushResult("unchanged", previous, previous, "", damage=tuple(damage))
             diff = bundle_diff(current.bundle if current else None, bundle,
                                f"v{previous}" if current else "empty", "new")
+            restart = system_changes(_contents(current.bundle), _contents(bundle)) \
+                if current else ()
             if dry_run:
-                return PushResult("dry-run", None, previous, diff, damage=tuple(damage))
+                return PushResult("dry-run", None, previous, diff, damage=tuple(damage),
+                                  restart_needed=restart)
             try:
                 number = (self.store.publish(document, previous, mycat) if mycat is not None
                           else self.store.publish(document, previous))
             except ConcurrentChange as exc:
                 log.info("event=push_retry reason=%s", str(exc).replace(" ", "_"))
                 continue
-            return PushResult("published", number, previous, diff, canaries, tuple(damage))
+            return PushResult("published", number, previous, diff, canaries, tuple(damage),
+                              restart)
         raise ConcurrentChange(f"gave up after {PUSH_ATTEMPTS} attempts: other coordinators "
                                "keep publishing")
 

@@ -188,6 +188,35 @@ def _backend_elements(root: ET.Element) -> list[_Canonical]:
                   if isinstance(c.tag, str) and _local(c.tag) in _BACKEND_ELEMENTS)
 
 
+def system_changes(old_files: Mapping[str, bytes], new_files: Mapping[str, bytes],
+                   prefix: str = "mycat/") -> tuple[str, ...]:
+    """Pure: the ``<system>`` properties of server.xml whose values differ, sorted.
+
+    MyCat 1.6 reads them when it starts; neither ``reload @@config`` nor ``config_all`` takes
+    them (``MycatConfig.reload`` is handed users, schemas, dataNodes, dataHosts, the cluster
+    and the firewall, and no SystemConfig: javap of the 1.6.6.1 jar).
+    Nothing when either side has no server.xml or one that does not parse."""
+    name = f"{prefix}server.xml"
+    old = _system_properties(_parse(old_files.get(name)))
+    new = _system_properties(_parse(new_files.get(name)))
+    if old is None or new is None:
+        return ()
+    return tuple(sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n)))
+
+
+def _system_properties(root: ET.Element | None) -> dict[str, str] | None:
+    if root is None:
+        return None
+    found: dict[str, str] = {}
+    for system in root:
+        if isinstance(system.tag, str) and _local(system.tag) == "system":
+            for prop in system:
+                if isinstance(prop.tag, str) and _local(prop.tag) == "property" \
+                        and "name" in prop.attrib:
+                    found[prop.attrib["name"]] = (prop.text or "").strip()
+    return found
+
+
 def _same_content(old: bytes | None, new: bytes | None, name: str) -> bool:
     if old == new:
         return True

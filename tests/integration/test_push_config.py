@@ -342,3 +342,19 @@ def test_missing_credential_is_a_clear_error(configs, monkeypatch, capsys):
     monkeypatch.delenv("STACKHA_COORDINATOR_CREDENTIAL")
     assert _push(configs) == 1
     assert "STACKHA_COORDINATOR_CREDENTIAL is not set" in capsys.readouterr().err
+
+
+def test_a_push_that_changes_mycats_system_says_mycat_must_restart(configs, zookeeper, capsys):
+    # MyCat 1.6 takes <system> only when it starts; the agents' reloads cannot apply it, and
+    # `push-config` is where an operator learns so.
+    assert _push(configs) == 0
+    server = configs / "mycat/server.xml"
+    _edit(server, '<property name="useGlobleTableCheck">0</property>',
+          '<property name="useGlobleTableCheck">1</property>')
+    capsys.readouterr()
+    assert _push(configs) == 0
+    assert ("note: MyCat reads server.xml <system> (useGlobleTableCheck) only when it starts"
+            in capsys.readouterr().out)
+    _edit(server, ">app_pw<", ">rotated_pw<")
+    assert _push(configs) == 0
+    assert "note: MyCat reads" not in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackha.mycat.manager import reload_kind
+from stackha.mycat.manager import reload_kind, system_changes
 
 SCHEMA = b"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE mycat:schema SYSTEM "schema.dtd">
@@ -139,3 +139,25 @@ def test_write_host_order_counts() -> None:
         b"PLACEHOLDER", b'host="hostM2" url="10.77.0.31:3306"')
     # The first writeHost is the one MyCat writes to.
     assert reload_kind(_files(schema_xml=two), _files(schema_xml=swapped)) == "config_all"
+
+
+def _with_system(*properties: tuple[str, str]) -> bytes:
+    lines = "".join(f'        <property name="{n}">{v}</property>\n' for n, v in properties)
+    return SERVER.replace(b'<mycat:server xmlns:mycat="http://io.mycat/">\n',
+                          b'<mycat:server xmlns:mycat="http://io.mycat/">\n    <system>\n'
+                          + lines.encode() + b"    </system>\n")
+
+
+def test_system_properties_that_no_reload_takes_are_named() -> None:
+    # MyCat reads <system> when it starts: a reload of either kind leaves it as it was.
+    old = _files(server_xml=_with_system(("serverPort", "8066")))
+    new = _files(server_xml=_with_system(("serverPort", "8066"), ("useGlobleTableCheck", "0")))
+    assert system_changes(old, new) == ("useGlobleTableCheck",)
+    moved = _files(server_xml=_with_system(("serverPort", " 8067 ")))
+    assert system_changes(old, moved) == ("serverPort",)
+    assert system_changes(new, old) == ("useGlobleTableCheck",)
+    # Users, formatting and files that are not there are no system change.
+    rotated = _files(server_xml=_with_system(("serverPort", "8066")).replace(b"app_pw", b"x"))
+    assert system_changes(old, rotated) == ()
+    assert system_changes({}, new) == ()
+    assert system_changes(old, _files(server_xml=b"<not xml")) == ()
