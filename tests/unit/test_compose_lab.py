@@ -406,3 +406,16 @@ def test_stackha_up_runs_its_own_rendering_and_leaves_the_committed_file_alone(t
     # Relative build contexts and mounts still start at compose/.
     assert command[command.index("--project-directory") + 1] == str(compose)
     assert command[command.index("--file") + 1] == str(running)
+
+
+def test_mycat_nodes_start_once_the_backend_answers(backend):
+    # A MyCat started before MariaDB waited 60 s for its backend pool and answered nothing on
+    # its ports meanwhile (this lab's first version failed its check once on that).
+    document = compose_document(_spec(), backend)
+    services = document["services"]
+    assert services["mysql"]["healthcheck"]["test"][:2] == ["CMD", "mariadb-admin"]
+    waiting = {name for name, service in services.items()
+               if service.get("depends_on") == {"mysql": {"condition": "service_healthy"}}}
+    assert waiting == {service_name(node, LabOptions()) for node in _spec().nodes
+                       if "mycat" in node.roles}
+    assert len(waiting) == 3

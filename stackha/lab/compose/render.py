@@ -252,6 +252,7 @@ def _node_service(spec: StackSpec, node: Node, options: LabOptions) -> dict[str,
         # stackha-lab-service starts MyCat only on files whose backends are in here.
         service["environment"]["STACKHA_LAB_NETWORK"] = str(lab_network(spec))
         service["labels"]["stackha.mycat"] = "release" if options.mycat_release else "standin"
+        service["depends_on"] = {"mysql": {"condition": "service_healthy"}}
     if caps := _capabilities(spec, node):
         service["cap_add"] = caps
     if options.rt_runtime_us and spec.groups_of(node.name):
@@ -307,6 +308,12 @@ def _backend_service(backend: Backend, options: LabOptions) -> dict[str, Any]:
                         "BACKEND_DATABASES": " ".join(backend.databases)},
         "networks": {NETWORK: {"ipv4_address": str(backend.address)}},
         "labels": {"stackha.service": "mysql-backend"},
+        # Healthy once mariadbd answers on its socket (its --init-file ran before that). The
+        # MyCat nodes wait for it: a MyCat started first waited 60 s for its backend pool
+        # and sent no greeting meanwhile (the lab's first version failed its check once).
+        "healthcheck": {"test": ["CMD", "mariadb-admin", "--socket=/run/mysqld/mysqld.sock",
+                                 "--silent", "ping"],
+                        "interval": "1s", "timeout": "5s", "retries": 120},
     }
 
 
