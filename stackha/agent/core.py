@@ -1087,6 +1087,7 @@ class Agent:
         # One line whatever the version holds: a name may carry a newline.
         reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
         what = "rolled_back" if result and result.rolled_back else "rejected"
+        metrics.APPLY_FAILURES.labels(reason=stage).inc()
         plan = plan_retry(number, self._retry, time.monotonic()) \
             if result is not None and result.retryable else None
         self._retry = plan
@@ -1096,7 +1097,6 @@ class Agent:
             log.warning("event=apply_retry_planned version=%d attempt=%d of=%d in=%g stage=%s "
                         "reason=%r", number, plan.attempt, len(RETRY_DELAYS), plan.delay,
                         stage, reason)
-            metrics.APPLY_FAILURES.labels(reason=stage).inc()
             self.status = replace(self.status, last_error=(
                 f"retrying version {number} in {plan.delay:g} s (try {plan.attempt + 1} of "
                 f"{len(RETRY_DELAYS) + 1}): {what.replace('_', ' ')} at {stage}: {reason}"),
@@ -1105,7 +1105,6 @@ class Agent:
         self.rejected.add(number)
         self._save_rejected()
         log.warning("event=%s version=%d stage=%s reason=%r", what, number, stage, reason)
-        metrics.APPLY_FAILURES.labels(reason=stage).inc()
         self.status = replace(self.status, rejected_version=number,
                               last_error=f"version {number} {what.replace('_', ' ')}"
                                          f" at {stage}: {reason}",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stackha.checks.probes import check_mysql, check_tcp
-from stackha.model.retry import Retryable, retryable
+from stackha.model.retry import Retryable
 from stackha.mycat.manager import (
     ManagerClient,
     ManagerError,
@@ -191,13 +191,9 @@ class ManagerReload:
             return failed
         differs = self.check_running()
         if differs is not None and self._unanswered is not None:
-            # MyCat's own reason: it never answered the reload and kept what it had. For
-            # config_all that is MyCat 1.6's word for a new backend that does not answer (a
-            # fault of the files); a plain `reload @@config` checks no backend, so a MyCat
-            # that left it unanswered was busy (a restarted one in ZooKeeper mode, in CI).
-            # (A manager port that stays silent after config_all is that same stall: not retried.)
+            # MyCat's own reason: it never answered the reload and kept what it had.
             reason = f"{self._unanswered}; {differs}"
-            return Retryable(reason) if self.kind == "config" else reason
+            return Retryable(reason) if isinstance(self._unanswered, Retryable) else reason
         return differs
 
     def _running(self) -> bool:
@@ -235,7 +231,8 @@ class ManagerReload:
                         attempts, reason)
             if attempt < attempts:
                 time.sleep(self.settings.verify_wait)
-        return retryable(reason or "", f"after reload @@{self.kind or 'config'}: {reason}")
+        text = f"after reload @@{self.kind or 'config'}: {reason}"
+        return Retryable(text) if isinstance(reason, Retryable) else text
 
     def _reload(self) -> str | None:
         try:
@@ -248,10 +245,15 @@ class ManagerReload:
             # Not "MyCat is down" (nothing to start): what it runs now decides.
             log.warning("event=mycat_reload_unanswered kind=%s reason=%r", self.kind,
                         exc.message)
-            self._unanswered = f"reload @@{self.kind} on {self.settings.host}:" \
-                               f"{self.settings.port}: {exc.message}"
+            unanswered = f"reload @@{self.kind} on {self.settings.host}:" \
+                         f"{self.settings.port}: {exc.message}"
+            # For config_all that is MyCat 1.6's word for a new backend that does not answer
+            # (a fault of the files), however silent MyCat stays after it. A plain `reload
+            # @@config` checks no backend: MyCat was busy (all its business threads taken,
+            # as useGlobleTableCheck does per DDL; see mycat/validate/server.py).
+            self._unanswered = Retryable(unanswered) if self.kind == "config" else unanswered
             if self.expected is None or not self.settings.verify:
-                return Retryable(self._unanswered) if self.kind == "config" else self._unanswered
+                return self._unanswered
             return None
         except ManagerUnavailable as exc:
             if self.start is None:

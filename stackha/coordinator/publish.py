@@ -113,10 +113,6 @@ def _republish_problems(bundle: Bundle) -> list[Problem]:
     return problems
 
 
-def _contents(bundle: Bundle) -> dict[str, bytes]:
-    return {path: file.content for path, file in bundle.files.items()}
-
-
 def _spec_in(bundle: Bundle) -> StackSpec | None:
     if SPEC_FILE not in bundle.files:
         return None
@@ -128,7 +124,7 @@ def _mycat_layout_of(bundle: Bundle, spec: StackSpec | None) -> MycatLayoutWrite
     """MyCat's ZooKeeper layout as an older version had it (rollback restores it too)."""
     if spec is None:
         return None
-    write, _ = layout_write_for(spec, {p: f.content for p, f in bundle.files.items()})
+    write, _ = layout_write_for(spec, bundle.contents())
     return write
 
 
@@ -222,7 +218,7 @@ class Coordinator:
                 return PushResult("unchanged", previous, previous, "", damage=tuple(damage))
             diff = bundle_diff(current.bundle if current else None, bundle,
                                f"v{previous}" if current else "empty", "new")
-            restart = system_changes(_contents(current.bundle), _contents(bundle)) \
+            restart = system_changes(current.bundle.contents(), bundle.contents()) \
                 if current else ()
             if dry_run:
                 return PushResult("dry-run", None, previous, diff, damage=tuple(damage),
@@ -302,7 +298,7 @@ class Coordinator:
 def mycat_layout(configset: ConfigSet, configs: Path
                  ) -> tuple[MycatLayoutWrite | None, list[Problem]]:
     """MyCat's own ZooKeeper layout when the spec enables it, with what it cannot carry."""
-    files = {path: f.content for path, f in configset.bundle.files.items()}
+    files = configset.bundle.contents()
     write, problems = layout_write_for(configset.spec, files)
     return write, [replace(p, file=f"{configs}/{p.file}") for p in problems]
 

@@ -146,6 +146,10 @@ class Bundle:
     def from_contents(cls, contents: Mapping[str, bytes]) -> Bundle:
         return cls(MappingProxyType({p: BundleFile.of(p, contents[p]) for p in sorted(contents)}))
 
+    def contents(self) -> dict[str, bytes]:
+        """Path -> bytes: what ``from_contents`` was given."""
+        return {path: file.content for path, file in self.files.items()}
+
     @property
     def digest(self) -> str:
         """Identifies the content: equal bundles have equal digests, whatever the metadata."""

@@ -5,9 +5,10 @@ files (they do not validate, the service refused them, a health check failed aft
 reload): tried again they fail again, so the node refuses the version until a new one is
 published. A few say only that the service could not be asked: MyCat 1.6 opens its ports
 before its start-up is done and sends no greeting while its main thread waits for the
-backends (60 s in the lab, whose MariaDB starts with it), and a restarted MyCat in ZooKeeper
-mode may leave one ``reload @@config`` unanswered. Those are tried again, a few times and
-further apart each time, before the version is refused for good.
+backends (60 s in the lab when its MariaDB was not up yet), and it leaves ``reload @@config``
+unanswered while all its business threads are taken (its global-table check parks one for
+ten minutes per DDL). Those are tried again, a few times and further apart each time, before
+the version is refused for good.
 """
 
 from __future__ import annotations
@@ -22,12 +23,6 @@ class Retryable(str):
     only the code that decides whether to try again looks at its type."""
 
     __slots__ = ()
-
-
-def retryable(reason: str, text: str | None = None) -> str:
-    """``text`` (default: ``reason``) kept Retryable when ``reason`` was."""
-    text = reason if text is None else text
-    return Retryable(text) if isinstance(reason, Retryable) else text
 
 
 # Seconds before each new try: doubling from 5 s, 315 s in all. A MyCat that waited 60 s

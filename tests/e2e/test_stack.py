@@ -160,9 +160,7 @@ def test_pushed_password_change_works_through_the_mycat_vip(lab: Lab, tmp_path: 
     try:
         # Every realserver must have reloaded before the password goes back: the directors may
         # send a login to any of them, and five logins through the VIP need not reach all
-        # three (the sh scheduler hashes one client to one realserver). Pushing the next
-        # version while a MyCat still took the last one from ZooKeeper made that MyCat miss it
-        # in two CI runs ("reload @@config: no answer within 5 s", rolled back on mycat3).
+        # three (the sh scheduler hashes one client to one realserver).
         wait_until("every agent on the rotated password", lab_ready, timeout=120, interval=1)
         wait_until("the new password through the VIP, five times",
                    lambda: all(_login_report("report_rotated") == [(1,)] for _ in range(5)),

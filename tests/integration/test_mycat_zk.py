@@ -456,11 +456,10 @@ def test_a_version_that_leaves_mycat_alone_does_not_touch_what_mycat_rewrote(myc
 def test_a_version_mycat_could_not_take_is_tried_again_once_it_answers(mycat_node, configs,
                                                                        zookeeper):
     """MyCat 1.6 opens its ports before its start-up is done and sends no greeting while its
-    main thread waits for the backends (60 s in the lab, whose MariaDB started with it), and a
-    restarted MyCat in ZooKeeper mode may not answer one `reload @@config`. Neither says
-    anything about the files: the version is put back and tried again later, never refused
-    for good (in CI a lab node stayed on the old version for the rest of the run). A stopped
-    process is that MyCat from outside: the kernel takes the connection, nothing answers."""
+    main thread waits for the backends (60 s in the lab when MariaDB was not up yet). That
+    says nothing about the files: the version is put back and tried again later, never
+    refused for good (the lab's first version was refused on it once). A stopped process is
+    that MyCat from outside: the kernel takes the connection, nothing answers."""
     assert _push(configs) == 0
     mycat_node.start_agent()
     wait_for(lambda: _applied(configs, zookeeper, 1), 30, "mycat1 to apply version 1")

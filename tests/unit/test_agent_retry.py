@@ -4,6 +4,7 @@ is no longer current. The agent against a store in memory and a reload that says
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from stackha.agent.core import Agent, AgentSettings, RoleSettings
@@ -103,7 +104,9 @@ def test_a_store_that_does_not_answer_the_try_keeps_it_for_later(tmp_path: Path)
     store.unreachable = True
     agent._try_again()
     assert agent._retry is not None and agent._retry.number == 1
-    assert agent._retry.due != float("inf") and agent._retry.attempt == 1
+    # The same try, armed again for later (not spent, not stuck in the past or for ever).
+    assert agent._retry.attempt == 1
+    assert time.monotonic() < agent._retry.due <= time.monotonic() + RETRY_DELAYS[0]
     store.unreachable = False
     _due_now(agent)
     agent._try_again()
@@ -122,9 +125,11 @@ def test_tries_end_in_a_refusal(tmp_path: Path):
 
 
 def test_a_newer_version_drops_the_wait(tmp_path: Path):
-    reload = Reload(silent=2)
-    agent, store = _agent(tmp_path, reload)
+    # Version 2 refused here earlier: it is current now, and nothing of 1 is to be tried.
+    agent, store = _agent(tmp_path, Reload(silent=2))
     agent._on_current(1)
+    assert agent._retry is not None
+    agent.rejected.add(2)
     store.current = 2
     agent._on_current(2)
-    assert agent.applied is not None and agent.applied.number == 2 and agent._retry is None
+    assert agent._retry is None and agent.applied is None

@@ -10,7 +10,7 @@ import pytest
 
 from stackha.agent import mycatrole
 from stackha.agent.filesync import CommandReload, FileSync
-from stackha.model.retry import RETRY_DELAYS, Retryable, plan_retry, retryable
+from stackha.model.retry import RETRY_DELAYS, Retryable, plan_retry
 from stackha.mycat.manager import ManagerError, ManagerNoAnswer, ManagerUnavailable
 from stackha.mycat.running import Expected, verify
 from stackha.mycat.validate import validate_mycat
@@ -38,11 +38,9 @@ def test_another_version_starts_its_own_count():
     assert fresh is not None and fresh.number == 8 and fresh.attempt == 1
 
 
-def test_a_retryable_reason_is_a_string_and_keeps_its_kind_when_reworded():
+def test_a_retryable_reason_is_a_string_whose_mark_formatting_drops():
     reason = Retryable("no greeting")
     assert reason == "no greeting" and f"x: {reason}" == "x: no greeting"
-    assert isinstance(retryable(reason, "after reload: no greeting"), Retryable)
-    assert not isinstance(retryable("refused", "after reload: refused"), Retryable)
     # Formatting into a longer text drops the mark: only the deciding code passes it on.
     assert not isinstance(f"{reason}", Retryable)
 
